@@ -1,0 +1,154 @@
+"""`effnet scale`: the table of scaled models (name, φ, depth, width, resolution, params, MACs).
+
+Models are built on the meta device, so even B7 costs no memory and no arithmetic: parameters are counted from
+shapes and MACs by FlopCounterMode from the shapes each op would produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+
+import torch
+
+from effnet_lightning import scaling as sc
+from effnet_lightning.flops import count_macs, count_params
+from effnet_lightning.model import create_model
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    phi: float | None
+    depth: float
+    width: float
+    resolution: int
+    params: int
+    macs: int
+
+
+def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
+    """Params and MACs of the model `scaling` describes, at its own resolution."""
+    with torch.device("meta"):
+        model = create_model(depth=scaling.depth, width=scaling.width, num_classes=num_classes)
+    return Row(
+        scaling.name,
+        scaling.phi,
+        scaling.depth,
+        scaling.width,
+        scaling.resolution,
+        count_params(model),
+        count_macs(model, scaling.resolution),
+    )
+
+
+def _human(count: int) -> str:
+    return f"{count / 1e9:.3g}G" if count >= 1e9 else f"{count / 1e6:.3g}M"
+
+
+def format_text(rows: Sequence[Row], coefficients: sc.Coefficients) -> str:
+    header = f"{'name':<20} {'phi':>5} {'depth':>6} {'width':>6} {'res':>5} {'params':>8} {'MACs':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        phi = "-" if r.phi is None else f"{r.phi:g}"
+        lines.append(
+            f"{r.name:<20} {phi:>5} {r.depth:>6.3f} {r.width:>6.3f} {r.resolution:>5} "
+            f"{_human(r.params):>8} {_human(r.macs):>8}"
+        )
+    c = coefficients
+    lines.append(
+        f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g}: "
+        f"FLOPs grow x{c.flops_growth:.3f} per unit of phi (alpha*beta^2*gamma^2)"
+    )
+    return "\n".join(lines)
+
+
+def format_csv(rows: Sequence[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([f.name for f in fields(Row)])
+    for r in rows:
+        writer.writerow(["" if v is None else v for v in astuple(r)])
+    return out.getvalue().rstrip("\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _real(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a real number such as 0, 0.5 or -2, got {text!r}") from None
+
+
+def _positive(text: str) -> float:
+    value = _real(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive multiplier such as 1.4, got {text!r}")
+    return value
+
+
+def _variant(text: str) -> str:
+    try:
+        return sc.official(text).name
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Print depth, width, resolution, parameters and MACs of scaled "
+        "EfficientNets. Default: the official B0-B7 table.",
+    )
+    p.add_argument("--variants", nargs="+", type=_variant, metavar="bN", help="official variants, b0..b7")
+    p.add_argument("--phi", nargs="+", type=_real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
+    p.add_argument("--alpha", type=_real, default=sc.ALPHA, help="depth base (default %(default)s)")
+    p.add_argument("--beta", type=_real, default=sc.BETA, help="width base (default %(default)s)")
+    p.add_argument("--gamma", type=_real, default=sc.GAMMA, help="resolution base (default %(default)s)")
+    p.add_argument("--base-resolution", type=int, default=sc.BASE_RESOLUTION, help="px at phi=0")
+    p.add_argument("--depth", type=_positive, help="explicit depth multiplier on B0 (with --width/--resolution)")
+    p.add_argument("--width", type=_positive, help="explicit width multiplier on B0")
+    p.add_argument("--resolution", type=_positive, help="explicit resolution multiplier on B0's 224 px")
+    p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+        scalings = [sc.official(v) for v in args.variants or []]
+        scalings += [
+            sc.compound(phi, args.alpha, args.beta, args.gamma, args.base_resolution) for phi in args.phi or []
+        ]
+        if args.depth or args.width or args.resolution:
+            scalings.append(
+                sc.explicit(args.depth or 1.0, args.width or 1.0, args.resolution or 1.0, args.base_resolution)
+            )
+        if args.table7:
+            scalings += list(sc.TABLE7.values())
+        if args.num_classes < 1:
+            raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
+    except ValueError as err:
+        parser.error(str(err))
+    scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]
+    rows = [measure(s, args.num_classes) for s in scalings]
+    print(format_csv(rows) if args.format == "csv" else format_text(rows, coefficients))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

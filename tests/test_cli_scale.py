@@ -1,0 +1,64 @@
+"""`effnet scale` through the installed console script."""
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EFFNET = shutil.which("effnet") or str(Path(sys.executable).parent / "effnet")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EFFNET, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_default_table_lists_b0_to_b7():
+    out = run("scale")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["name", "phi", "depth", "width", "res", "params", "MACs"]
+    rows = {line.split()[0]: line.split() for line in lines[2:10]}
+    assert list(rows) == [f"b{i}" for i in range(8)]
+    assert rows["b0"][4:] == ["224", "5.29M", "386M"]
+    assert rows["b7"][2:] == ["3.100", "2.000", "600", "66.3M", "37.7G"]
+    assert "x1.920 per unit of phi" in lines[-1]
+
+
+def test_csv_for_phi_values():
+    out = run("scale", "--phi", "0", "0.5", "1", "2.5", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert list(rows[0]) == ["name", "phi", "depth", "width", "resolution", "params", "macs"]
+    assert [float(r["phi"]) for r in rows] == [0, 0.5, 1, 2.5]
+    assert rows[0]["params"] == "5288548" and int(rows[0]["macs"]) == 385_814_752
+    assert float(rows[2]["depth"]) == pytest.approx(1.2) and rows[2]["resolution"] == "256"
+
+
+def test_explicit_and_custom_coefficients():
+    out = run("scale", "--depth", "1.4", "--width", "1.2", "--resolution", "1.3", "--format", "csv")
+    (row,) = csv.DictReader(io.StringIO(out.stdout))
+    assert (row["depth"], row["width"], row["resolution"]) == ("1.4", "1.2", "292")
+    out = run("scale", "--phi", "1", "--alpha", "2", "--base-resolution", "32", "--format", "csv")
+    (row,) = csv.DictReader(io.StringIO(out.stdout))
+    assert (row["depth"], row["resolution"]) == ("2.0", "36")  # 32 * 1.15 = 36.8 -> 36
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["scale", "--phi", "abc"], "expected a real number"),
+        (["scale", "--width", "-1"], "expected a positive multiplier"),
+        (["scale", "--variants", "b9"], "choose one of b0, b1, b2, b3, b4, b5, b6, b7"),
+        (["scale", "--alpha", "0.5", "--phi", "1"], "alpha must be"),
+        (["nonsense"], "unknown command"),
+    ],
+)
+def test_errors_are_one_clear_line_exit_2(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
