@@ -1,28 +1,61 @@
-"""The `effnet` command: `effnet scale ...` here, training subcommands through LightningCLI."""
+"""The `effnet` command: `effnet scale` (the scaling table) and LightningCLI's fit/validate/test/predict.
+
+The training subcommands are LightningCLI with three additions: the input resolution is computed from the
+`model:` section and linked into the datamodule (a user never types it twice), `num_classes` flows from the
+datamodule into the model, and every output of a run (resolved config, checkpoints, TensorBoard events) lands
+in one folder per run under `trainer.default_root_dir` (default `runs/`).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: effnet <command> [options]
 
 commands:
+  fit          train (LightningCLI): effnet fit --config configs/b1_cifar.yaml
+  validate     evaluate a checkpoint on the validation set (--ckpt_path)
+  test         evaluate a checkpoint on the test set (--ckpt_path)
+  predict      class probabilities from a checkpoint (--ckpt_path)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
 run 'effnet <command> --help' for a command's options"""
+
+TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)  # raised with a sentence that says what to do
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    command, rest = (argv[0], argv[1:]) if argv else ("--help", [])
-    if command == "scale":
-        from effnet_lightning.scale_table import main as scale_main
-
-        return scale_main(rest)
+    command = argv[0] if argv else "--help"
     if command in ("-h", "--help"):
         print(USAGE)
         return 0
-    print(f"effnet: error: unknown command {command!r}; choose 'scale' (see 'effnet --help')", file=sys.stderr)
+    if command == "scale":
+        from effnet_lightning.scale_table import main as scale_main
+
+        return scale_main(argv[1:])
+    if command in TRAINING_COMMANDS:
+        return run_lightning(argv)
+    print(
+        f"effnet: error: unknown command {command!r}; choose one of fit, validate, test, predict, scale",
+        file=sys.stderr,
+    )
     return 2
+
+
+def run_lightning(argv: list[str]) -> int:
+    """LightningCLI, with user errors (missing data, impossible numbers) as one line and exit code 2."""
+    from effnet_lightning.training_cli import EffnetCLI
+
+    try:
+        EffnetCLI(args=argv)
+    except USER_ERRORS as err:
+        if os.environ.get("EFFNET_TRACEBACK"):
+            raise
+        print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""EfficientNetModule: the LightningModule that trains a scaled EfficientNet.
+
+Its constructor arguments are the `model:` section of a config. The network is `create_model(...)`, the optimizer
+timm's (RMSpropTF by default, the paper's), the metrics torchmetrics'. The learning rate is given per 256 images
+and multiplied by the global batch (batch × devices × nodes × gradient accumulation) when training starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from timm.optim import create_optimizer_v2
+from torchmetrics.classification import MulticlassAccuracy
+
+from effnet_lightning import scaling as sc
+from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model, resolve_scaling
+
+Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]
+LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
+
+
+class EfficientNetModule(pl.LightningModule):
+    """Classification training of a scaled EfficientNet: cross-entropy with label smoothing, top-1/top-5."""
+
+    def __init__(
+        self,
+        variant: Variant | None = None,
+        phi: float | None = None,
+        alpha: float = sc.ALPHA,
+        beta: float = sc.BETA,
+        gamma: float = sc.GAMMA,
+        base_resolution: int = sc.BASE_RESOLUTION,
+        depth: float | None = None,
+        width: float | None = None,
+        resolution: int | None = None,
+        num_classes: int = 1000,
+        dropout: float | None = None,
+        drop_path_rate: float = DROP_PATH_RATE,
+        bn_momentum: float = TF_BN_MOMENTUM,
+        bn_eps: float = TF_BN_EPS,
+        label_smoothing: float = 0.1,  # paper §5.2
+        optimizer: Literal["rmsproptf", "sgd", "adamw"] = "rmsproptf",
+        lr: float = 0.016,  # per 256 images (paper: RMSProp 0.256 at batch 4096)
+        weight_decay: float = 1e-5,  # paper; never applied to BN parameters or biases
+        momentum: float = 0.9,  # RMSpropTF and SGD (Nesterov)
+        rmsprop_decay: float = 0.9,  # RMSProp's moving-average decay ("alpha" in PyTorch), paper 0.9
+        opt_eps: float = 1e-3,  # RMSpropTF epsilon, paper 0.001; AdamW uses it too
+        channels_last: bool | None = None,  # None: on when training on CUDA
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(
+            variant,
+            phi=phi,
+            depth=depth,
+            width=width,
+            resolution=resolution,
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            base_resolution=base_resolution,
+            num_classes=num_classes,
+            dropout=dropout,
+            drop_path_rate=drop_path_rate,
+            bn_momentum=bn_momentum,
+            bn_eps=bn_eps,
+        )
+        if lr <= 0 or not 0 <= label_smoothing < 1:
+            raise ValueError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
+        top5 = min(5, num_classes)  # top-5 of fewer than five classes is always 100%; report top-k instead
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.test_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+
+    @property
+    def scaling(self) -> sc.Scaling:
+        return self.model.scaling
+
+    @property
+    def resolution(self) -> int:
+        """Input side in px the datamodule should deliver (linked into `data.resolution` by the CLI)."""
+        return self.model.scaling.resolution
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.model(images)  # (B, num_classes) logits
+
+    @property
+    def _channels_last(self) -> bool:
+        wanted = self.hparams.channels_last
+        return self.device.type == "cuda" if wanted is None else wanted
+
+    def on_fit_start(self) -> None:
+        if self._channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        self.train_acc1(logits, targets)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc1", self.train_acc1, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        images, targets = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, targets)  # plain CE: comparable across smoothing settings
+        acc1, acc5 = getattr(self, f"{stage}_acc1"), getattr(self, f"{stage}_acc5")
+        acc1(logits, targets)
+        acc5(logits, targets)
+        self.log(f"{stage}/loss", loss, sync_dist=True, prog_bar=stage == "val")
+        self.log(f"{stage}/acc1", acc1, prog_bar=stage == "val")
+        self.log(f"{stage}/acc5", acc5)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """Class probabilities, (B, num_classes)."""
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=-1)
+
+    def global_batch_size(self) -> int:
+        """Images per optimizer update across all processes: batch × devices × nodes × accumulation."""
+        per_device = getattr(self.trainer.datamodule, "batch_size", None)
+        if per_device is None:
+            raise ValueError("the datamodule must have a `batch_size` attribute so the LR can be scaled per 256 images")
+        return per_device * self.trainer.world_size * self.trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        global_batch = self.global_batch_size()
+        lr = hp.lr * global_batch / LR_REFERENCE_BATCH
+        rank_zero_info(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
+        extra = {"rmsproptf": {"alpha": hp.rmsprop_decay, "eps": hp.opt_eps}, "adamw": {"eps": hp.opt_eps}}
+        return create_optimizer_v2(
+            self.model,
+            opt=hp.optimizer,  # timm: "sgd" is SGD with Nesterov momentum
+            lr=lr,
+            weight_decay=hp.weight_decay,
+            momentum=hp.momentum,
+            filter_bias_and_bn=True,  # no weight decay on 1-d parameters: BN weights/biases and conv/fc biases
+            **extra.get(hp.optimizer, {}),
+        )
+
+
+def resolution_of(
+    variant: str | None,
+    phi: float | None,
+    depth: float | None,
+    width: float | None,
+    resolution: int | None,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    base_resolution: int,
+) -> int:
+    """The input size the model section implies; the CLI links it into `data.init_args.resolution`."""
+    return resolve_scaling(variant, phi, depth, width, resolution, alpha, beta, gamma, base_resolution).resolution
