@@ -9,6 +9,7 @@ in one folder per run under `trainer.default_root_dir` (default `runs/`).
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 USAGE = """usage: effnet <command> [options]
@@ -19,6 +20,7 @@ commands:
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
+  datamodules  list the datamodules a config can name by short class name, and where they come from
 run 'effnet <command> --help' for a command's options"""
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -35,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         from effnet_lightning.scale_table import main as scale_main
 
         return scale_main(argv[1:])
+    if command == "datamodules":
+        from effnet_lightning.plugins import main as datamodules_main
+
+        return datamodules_main()
     if command in TRAINING_COMMANDS:
         return run_lightning(argv)
     print(
-        f"effnet: error: unknown command {command!r}; choose one of fit, validate, test, predict, scale",
+        f"effnet: error: unknown command {command!r}; choose one of fit, validate, test, predict, scale, datamodules",
         file=sys.stderr,
     )
     return 2
@@ -46,16 +52,36 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_lightning(argv: list[str]) -> int:
     """LightningCLI, with user errors (missing data, impossible numbers) as one line and exit code 2."""
+    from jsonargparse import ArgumentError
+
+    from effnet_lightning.plugins import load_and_report
     from effnet_lightning.training_cli import EffnetCLI
 
+    load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
     try:
-        EffnetCLI(args=argv)
+        EffnetCLI(args=None if argv == sys.argv[1:] else argv)
+    except ArgumentError as err:  # a malformed config or option
+        print(f"effnet {argv[0]}: error: {_condense(str(err))} (see 'effnet {argv[0]} --help')", file=sys.stderr)
+        return 2
     except USER_ERRORS as err:
         if os.environ.get("EFFNET_TRACEBACK"):
             raise
         print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _condense(message: str) -> str:
+    """jsonargparse explains a failed Union in ten lines; keep the key, what is accepted and what was given."""
+    message = re.sub(r"Call to compute_fn of link .*? failed: ", "model: ", message, flags=re.S)
+    key = re.search(r'Parser key "([^"]+)"', message)
+    subtypes = re.search(r"Subtypes: \[(.*)\]", message)
+    given = re.search(r"Given value: (.*)", message)
+    if not (key and subtypes and given):
+        return " ".join(message.split())
+    accepted = re.sub(r"<class '([\w.]+)'>", r"\1", subtypes.group(1)).replace("NoneType", "null")
+    accepted = re.sub(r"typing\.Literal\[(.*?)\]", r"\1", accepted)
+    return f"{key.group(1)}: expected one of {accepted}; got {given.group(1)!r}"
 
 
 if __name__ == "__main__":

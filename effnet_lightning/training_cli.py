@@ -21,6 +21,7 @@ from effnet_lightning.callbacks.prediction_writer import PredictionWriter
 from effnet_lightning.module import EfficientNetModule, resolution_of
 
 RUNS_DIR = "runs"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
 SCALING_KEYS = ("variant", "phi", "depth", "width", "resolution", "alpha", "beta", "gamma", "base_resolution")
 
 
@@ -33,6 +34,8 @@ class EffnetCLI(LightningCLI):
             auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
             trainer_defaults={"default_root_dir": RUNS_DIR},
             seed_everything_default=True,
+            # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
+            parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
             args=args,
         )
 
