@@ -1,6 +1,22 @@
 """effnet-lightning: compound-scaled EfficientNet on timm blocks, trained with PyTorch Lightning."""
 
-from effnet_lightning.model import create_model
-from effnet_lightning.scaling import Scaling, compound, explicit, official
+from __future__ import annotations
 
-__all__ = ["Scaling", "compound", "create_model", "explicit", "official"]
+import importlib
+from typing import Any
+
+# Imported on first use, so `effnet --help` and `effnet scale --help` start without loading torch and timm.
+_EXPORTS = {
+    "create_model": "effnet_lightning.model",
+    "Scaling": "effnet_lightning.scaling",
+    "compound": "effnet_lightning.scaling",
+    "explicit": "effnet_lightning.scaling",
+    "official": "effnet_lightning.scaling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'effnet_lightning' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
