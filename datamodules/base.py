@@ -164,6 +164,20 @@ class TransformedDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(label)
 
 
+class ArrayDataset(Dataset):
+    """In-memory `(N, H, W, C) uint8` images with integer labels."""
+
+    def __init__(self, images: np.ndarray, labels: list[int]) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.images[index], self.labels[index]
+
+
 def seed_worker_transform(worker_id: int) -> None:
     """Give every loader worker, epoch and rank its own augmentation stream.
 

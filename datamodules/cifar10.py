@@ -14,13 +14,12 @@ from pathlib import Path
 
 import albumentations as A
 import cv2
-import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity
 
-from .base import ImageDataModule, Transform
+from .base import ArrayDataset, ImageDataModule, Transform
 
 # Per-channel mean/std over all pixels of the 50k training images, 0-1 scale (the widely used values; the
 # often-copied std (0.2023, 0.1994, 0.2010) is a mean of per-image stds, not the dataset std).
@@ -136,20 +135,6 @@ class CIFAR10DataModule(ImageDataModule):
                 A.HorizontalFlip(p=0.5),
             ]
         )
-
-
-class ArrayDataset(Dataset):
-    """In-memory `(N, H, W, C) uint8` images with integer labels."""
-
-    def __init__(self, images: np.ndarray, labels: list[int]) -> None:
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.images[index], self.labels[index]
 
 
 def _corrupt_error(paths: list[Path], advice: str) -> OSError:
