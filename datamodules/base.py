@@ -1,0 +1,193 @@
+"""The base every image datamodule shares: loaders, normalization and the resize to the model's resolution.
+
+A subclass supplies its datasets (samples are `(HWC uint8 ndarray, int label)`) and, if it wants, its
+albumentations pipelines; it sets `num_classes` so the CLI can link it into the model before any data is read.
+Loaders yield uint8 CHW images, 4x cheaper to move than float32. Once the batch is on the device,
+`on_after_batch_transfer` converts it to float, resizes it to the linked `resolution` (one interpolate per
+batch: upscaling 32 -> 240 px per image on the CPU would starve a GPU, see benchmarks/cifar_loader.py) and
+normalizes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch import LightningDataModule
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
+
+
+class ImageDataModule(LightningDataModule):
+    """Image classification data: subclasses implement `train_dataset`, `val_dataset`, `test_dataset`."""
+
+    num_classes: int  # set by the subclass (class attribute or in __init__); the CLI links it into the model
+    default_mean: tuple[float, float, float] = IMAGENET_DEFAULT_MEAN  # per channel, 0-1 pixel scale
+    default_std: tuple[float, float, float] = IMAGENET_DEFAULT_STD
+
+    def __init__(
+        self,
+        data_dir: str,
+        resolution: int = 224,
+        batch_size: int = 128,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        """
+        Args:
+            data_dir: where the dataset lives (or is downloaded to).
+            resolution: side in pixels of the square images the model sees; the CLI links it from the model.
+            batch_size: images per device per step.
+            num_workers: loader worker processes per device (0 loads in the main process).
+            pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
+            persistent_workers: keep workers alive between epochs (only when num_workers > 0).
+            mean, std: per-channel normalization on the 0-1 scale; default: the dataset's own statistics.
+        """
+        super().__init__()
+        if resolution <= 0:
+            raise ValueError(f"data.resolution must be a positive number of pixels, got {resolution}.")
+        if batch_size <= 0:
+            raise ValueError(
+                f"data.batch_size must be a positive number of images per device, got {batch_size}."
+            )
+        if num_workers < 0:
+            raise ValueError(
+                f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}."
+            )
+        self.data_dir = data_dir
+        self.resolution = resolution
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.mean = tuple(mean) if mean is not None else self.default_mean
+        self.std = tuple(std) if std is not None else self.default_std
+        # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
+        # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
+
+    # ---- what a subclass provides --------------------------------------------------------------------------
+    def train_dataset(self) -> Dataset:
+        """Training samples `(HWC uint8 ndarray, int label)`, before augmentation."""
+        raise NotImplementedError(f"{type(self).__name__} must implement train_dataset().")
+
+    def val_dataset(self) -> Dataset:
+        """Validation samples, same format."""
+        raise NotImplementedError(f"{type(self).__name__} must implement val_dataset().")
+
+    def test_dataset(self) -> Dataset:
+        """Test samples (also used by predict); defaults to the validation samples."""
+        return self.val_dataset()
+
+    def train_transform(self) -> Transform | None:
+        """Per-image CPU augmentation (albumentations). None: images pass through and must share one size."""
+        return None
+
+    def eval_transform(self) -> Transform | None:
+        """Per-image CPU transform for validation/test/predict."""
+        return None
+
+    # ---- Lightning hooks -----------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.train_set = TransformedDataset(self.train_dataset(), self.train_transform())
+        if stage in ("fit", "validate"):
+            self.val_set = TransformedDataset(self.val_dataset(), self.eval_transform())
+        if stage in ("test", "predict"):
+            self.test_set = TransformedDataset(self.test_dataset(), self.eval_transform())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        # A plain DataLoader: under DDP Lightning re-creates it with a DistributedSampler in place of shuffle.
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,  # equal-sized steps on every rank; a 1-image batch would also upset BatchNorm
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            worker_init_fn=seed_worker_transform,
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, targets = batch
+        return self.to_model_input(images), targets
+
+    def to_model_input(self, images: Tensor) -> Tensor:
+        """uint8 (N, 3, H, W) on any device -> float32 (N, 3, resolution, resolution), normalized."""
+        x = images.float()
+        size = (self.resolution, self.resolution)
+        if tuple(x.shape[-2:]) != size:
+            # antialias only acts when shrinking; upscaling is plain bilinear
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255  # 0-1 scale -> 0-255
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255
+        return (x - mean) / std
+
+
+class TransformedDataset(Dataset):
+    """Applies an albumentations transform to `(HWC image, label)` samples; returns `(CHW uint8, label)`."""
+
+    def __init__(self, samples: Dataset, transform: Transform | None) -> None:
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = self.samples[index]
+        image = np.asarray(image)  # accepts PIL images too
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(label)
+
+
+class ArrayDataset(Dataset):
+    """In-memory `(N, H, W, C) uint8` images with integer labels."""
+
+    def __init__(self, images: np.ndarray, labels: list[int]) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.images[index], self.labels[index]
+
+
+def seed_worker_transform(worker_id: int) -> None:
+    """Give every loader worker, epoch and rank its own augmentation stream.
+
+    An albumentations Compose owns its RNG, so forked workers would all copy the parent's state: every
+    worker would repeat the same crops and, without persistent workers, so would every epoch (tested).
+    torch.initial_seed() in a worker is a fresh base seed per epoch + worker_id (reproducible under
+    seed_everything); the rank is mixed in.
+    """
+    dataset = get_worker_info().dataset
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        seed = np.random.SeedSequence([torch.initial_seed(), rank_zero_only.rank]).generate_state(1)[0]
+        transform.set_random_seed(int(seed))

@@ -1,0 +1,33 @@
+"""Shared fixtures: CIFAR-10 stand-ins in the real format (see cifar_standin.py), offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cifar_standin import checksum_constants, write_cifar10, write_sitecustomize
+from torchvision.datasets import CIFAR10
+
+
+@pytest.fixture
+def cifar10_md5s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Writes the stand-ins to tmp_path/"cifar10" and patches torchvision's checksums; returns {file: md5}."""
+    md5s = write_cifar10(tmp_path / "cifar10")
+    for name, value in checksum_constants(md5s).items():
+        monkeypatch.setattr(CIFAR10, name, value)
+    return md5s
+
+
+@pytest.fixture
+def cifar10_root(tmp_path: Path, cifar10_md5s: dict[str, str]) -> Path:
+    """A data_dir with cifar-10-batches-py/ (600 train, 200 test images) and the archive (in-process)."""
+    return tmp_path / "cifar10"
+
+
+@pytest.fixture
+def cifar10_env(tmp_path: Path, cifar10_md5s: dict[str, str]) -> dict[str, str]:
+    """Environment for a subprocess (`effnet fit ...`) that accepts the same stand-ins as cifar10_root."""
+    folder = write_sitecustomize(tmp_path / "sitecustomize", cifar10_md5s).parent
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
