@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,8 @@ from lightning.pytorch import LightningDataModule
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from .randaugment import RandAugment, parse_randaugment
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -42,6 +45,7 @@ class ImageDataModule(LightningDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        randaugment: str | None = None,
     ) -> None:
         """
         Args:
@@ -52,6 +56,8 @@ class ImageDataModule(LightningDataModule):
             pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
             persistent_workers: keep workers alive between epochs (only when num_workers > 0).
             mean, std: per-channel normalization on the 0-1 scale; default: the dataset's own statistics.
+            randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
+                "rand-m9-mstd0.5" (see randaugment.py); None: off.
         """
         super().__init__()
         if resolution <= 0:
@@ -72,6 +78,9 @@ class ImageDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.mean = tuple(mean) if mean is not None else self.default_mean
         self.std = tuple(std) if std is not None else self.default_std
+        self.randaugment = randaugment
+        if randaugment is not None:
+            parse_randaugment(randaugment)  # a malformed string fails here, before any data is read
         # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
         # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
 
@@ -96,10 +105,18 @@ class ImageDataModule(LightningDataModule):
         """Per-image CPU transform for validation/test/predict."""
         return None
 
+    def train_pipeline(self) -> Transform | None:
+        """train_transform(), then RandAugment when `randaugment` is set (timm's order: crop/flip, then RandAugment)."""
+        transform = self.train_transform()
+        if self.randaugment is None:
+            return transform
+        fill = tuple(round(255 * m) for m in self.mean)  # uncovered pixels get the mean colour, as in timm
+        return A.Compose([*([transform] if transform is not None else []), RandAugment(self.randaugment, fill)])
+
     # ---- Lightning hooks -----------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_set = TransformedDataset(self.train_dataset(), self.train_transform())
+            self.train_set = TransformedDataset(self.train_dataset(), self.train_pipeline())
         if stage in ("fit", "validate"):
             self.val_set = TransformedDataset(self.val_dataset(), self.eval_transform())
         if stage in ("test", "predict"):

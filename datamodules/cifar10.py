@@ -49,6 +49,7 @@ class CIFAR10DataModule(ImageDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        randaugment: str | None = None,
     ) -> None:
         """
         Args:
@@ -59,7 +60,7 @@ class CIFAR10DataModule(ImageDataModule):
             Other args: see ImageDataModule.
         """
         super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std
+            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment
         )
         if val_size <= 0:
             raise ValueError(f"data.val_size must be a positive number of validation images, got {val_size}.")

@@ -1,0 +1,283 @@
+"""Any folder of images, one subfolder per class: `train/<class>/*.jpg`, optional `val/<class>/*`, `test/<class>/*`.
+
+Class names are the subfolder names of train/, sorted (torchvision ImageFolder's rule); their number is known as
+soon as the datamodule exists, so the CLI can link `num_classes` into the model before any image is read. Without
+a val/ folder a seeded, per-class share of train/ (`val_fraction`) is held out.
+
+Decoding is OpenCV's (libjpeg-turbo): it applies EXIF orientation, turns grayscale and CMYK JPEGs into RGB and
+drops PNG alpha; Pillow decodes what OpenCV declines. Files without an image extension (.DS_Store, notes.txt,
+hidden files) are ignored with one warning at setup. A file that cannot be decoded (corrupt, truncated, not an
+image) is skipped with a warning naming it, and the next image of the split is used in its place, so batches keep
+their size and worker count does not matter; at the end of each epoch one warning gives the count for the epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset, get_worker_info
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from .base import ImageDataModule, Transform
+from .transforms import (
+    DEFAULT_CROP_PCT,
+    DEFAULT_RATIO,
+    DEFAULT_SCALE,
+    Interpolation,
+    random_resized_crop,
+    resize_center_crop,
+)
+
+COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
+MAX_NAMED = 20  # stray files named in the setup warning; the rest are counted
+SPLITS = ("train", "val", "test")
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Images in class subfolders: train/<class>/*, optionally val/<class>/* and test/<class>/*."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        val_fraction: float | None = 0.1,
+        split_seed: int = 42,
+        crop_pct: float = DEFAULT_CROP_PCT,
+        scale: tuple[float, float] = DEFAULT_SCALE,
+        ratio: tuple[float, float] = DEFAULT_RATIO,
+        hflip: float = 0.5,
+        interpolation: Interpolation = "bicubic",
+        randaugment: str | None = None,
+        resolution: int = 224,
+        batch_size: int = 128,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        """
+        Args:
+            data_dir: folder holding train/<class>/ (and optionally val/<class>/, test/<class>/).
+            val_fraction: share of each class's train images held out for validation when there is no val/
+                folder; None: a val/ folder is required.
+            split_seed: seed of that split (independent of the global seed).
+            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct).
+            scale, ratio: training crop area (fraction of the image) and aspect ratio (width/height) ranges.
+            hflip: probability of a horizontal flip in training.
+            interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
+            randaugment: e.g. "rand-m9-mstd0.5" (timm's EfficientNet recipe); None: off.
+            Other args: see ImageDataModule.
+        """
+        super().__init__(
+            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment
+        )
+        if val_fraction is not None and not 0 < val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+        if not 0 < crop_pct <= 1:
+            raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}.")
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.crop_pct = crop_pct
+        self.scale = tuple(scale)
+        self.ratio = tuple(ratio)
+        self.hflip = hflip
+        self.interpolation = interpolation
+        self.classes = self._find_classes()  # cheap: one directory listing
+        self.num_classes = len(self.classes)
+        self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
+
+    # ---- layout --------------------------------------------------------------------------------------------
+    def layout_help(self) -> str:
+        """Appended to layout errors; a subclass can say how to produce the layout."""
+        return "Expected <data_dir>/train/<class>/<image> and, optionally, val/<class>/<image>."
+
+    def _find_classes(self) -> list[str]:
+        train = Path(self.data_dir) / "train"
+        if not train.is_dir():
+            raise FileNotFoundError(f"No train/ folder in {Path(self.data_dir).resolve()}. {self.layout_help()}")
+        classes = sorted(e.name for e in os.scandir(train) if e.is_dir() and not e.name.startswith("."))
+        if len(classes) < 2:
+            raise ValueError(
+                f"{train} has {len(classes)} class folder(s); classification needs at least 2. {self.layout_help()}"
+            )
+        return classes
+
+    @cached_property
+    def _samples(self) -> dict[str, list[tuple[str, int]]]:
+        """(path, label) per split, listed once per process; val/ from its folder or a seeded split of train/."""
+        root = Path(self.data_dir)
+        samples = {"train": self._list_split(root / "train")}
+        if (root / "val").is_dir():
+            samples["val"] = self._list_split(root / "val")
+        elif self.val_fraction is None:
+            raise FileNotFoundError(f"No val/ folder in {root.resolve()}. {self.layout_help()}")
+        else:
+            samples["train"], samples["val"] = split_per_class(samples["train"], self.val_fraction, self.split_seed)
+            if not samples["val"]:
+                raise ValueError(
+                    f"data.val_fraction={self.val_fraction} holds out no images: every class in {root / 'train'} "
+                    "has a single image. Add images, or a val/<class>/ folder."
+                )
+        samples["test"] = self._list_split(root / "test") if (root / "test").is_dir() else samples["val"]
+        return samples
+
+    def _list_split(self, folder: Path) -> list[tuple[str, int]]:
+        """All image files under folder/<class>/, labelled by the class's index in train/; strays warned about."""
+        index = {name: i for i, name in enumerate(self.classes)}
+        subfolders = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+        unknown = [name for name in subfolders if name not in index]
+        if unknown:
+            raise ValueError(
+                f"{folder} has class folder(s) that train/ lacks: {', '.join(unknown[:MAX_NAMED])}. "
+                f"Every class needs training images in train/<class>/. {self.layout_help()}"
+            )
+        stray = [e.path for e in os.scandir(folder) if e.is_file()]  # loose files outside the class folders
+        samples: list[tuple[str, int]] = []
+        for name in subfolders:
+            images = []
+            for parent, dirs, files in os.walk(folder / name, followlinks=True):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for file in sorted(files):
+                    path = os.path.join(parent, file)
+                    is_image = file.lower().endswith(IMG_EXTENSIONS) and not file.startswith(".")
+                    (images if is_image else stray).append(path)
+            if not images:
+                raise ValueError(
+                    f"Class folder {folder / name} has no images (extensions {', '.join(IMG_EXTENSIONS)}). "
+                    "Add images or remove the folder."
+                )
+            samples += [(path, index[name]) for path in images]
+        if not samples:
+            raise ValueError(f"{folder} has no class folders with images. {self.layout_help()}")
+        if stray:
+            named = ", ".join(sorted(stray)[:MAX_NAMED])
+            named += f" and {len(stray) - MAX_NAMED} more" if len(stray) > MAX_NAMED else ""
+            warnings.warn(f"Ignored {len(stray)} file(s) in {folder} that are not images: {named}", stacklevel=2)
+        return samples
+
+    # ---- datasets and transforms ---------------------------------------------------------------------------
+    def _files(self, split: str) -> ImageFiles:
+        self.image_files[split] = ImageFiles(self._samples[split], split)
+        return self.image_files[split]
+
+    def train_dataset(self) -> Dataset:
+        return self._files("train")
+
+    def val_dataset(self) -> Dataset:
+        return self._files("val")
+
+    def test_dataset(self) -> Dataset:
+        return self._files("test")
+
+    def train_transform(self) -> Transform:
+        return random_resized_crop(self.resolution, self.scale, self.ratio, self.hflip, self.interpolation)
+
+    def eval_transform(self) -> Transform:
+        return resize_center_crop(self.resolution, self.crop_pct, self.interpolation)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        trainer = self.trainer
+        if trainer is not None and not any(isinstance(c, UnreadableImagesReport) for c in trainer.callbacks):
+            trainer.callbacks.append(UnreadableImagesReport())  # the end-of-epoch count needs an epoch hook
+
+
+def split_per_class(
+    samples: list[tuple[str, int]], val_fraction: float, seed: int
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Hold out round(val_fraction * n) images of every class (at least 1 and at most n - 1 when n >= 2)."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[tuple[str, int]]] = {}
+    for sample in samples:
+        by_class.setdefault(sample[1], []).append(sample)
+    train, val = [], []
+    for label in sorted(by_class):
+        members = by_class[label]
+        n = len(members)
+        held = min(max(round(val_fraction * n), 1), n - 1) if n >= 2 else 0
+        order = rng.permutation(n)
+        val += [members[i] for i in sorted(order[:held])]
+        train += [members[i] for i in sorted(order[held:])]
+    return train, val
+
+
+def decode_image(path: str) -> np.ndarray:
+    """RGB HWC uint8. OpenCV first (EXIF-rotated; grayscale and CMYK become RGB), Pillow for what it declines."""
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: unlike cv2.imread, any path encoding works
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is not None:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    with Image.open(path) as pil:  # raises for what is not an image or is truncated
+        return np.asarray(ImageOps.exif_transpose(pil).convert("RGB"))
+
+
+UNREADABLE = (OSError, ValueError, SyntaxError, cv2.error, Image.DecompressionBombError)  # what decoders raise
+
+
+class ImageFiles(Dataset):
+    """(path, label) pairs decoded on access. An unreadable file is warned about, counted, and replaced by the
+    next readable file of the list (deterministic, any number of workers)."""
+
+    def __init__(self, samples: list[tuple[str, int]], split: str) -> None:
+        self.samples = samples
+        self.split = split
+        # one counter per process; shared memory, so loader workers' counts reach the main process
+        self.unreadable = torch.zeros(COUNTER_SLOTS, dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        for offset in range(len(self.samples)):
+            path, label = self.samples[(index + offset) % len(self.samples)]
+            try:
+                return decode_image(path), label
+            except UNREADABLE as err:
+                if offset == 0:  # count each file once per epoch: when its own index is read
+                    worker = get_worker_info()
+                    self.unreadable[0 if worker is None else 1 + worker.id % (COUNTER_SLOTS - 1)] += 1
+                    warnings.warn(f"Skipped unreadable image {path} ({type(err).__name__}: {err})", stacklevel=1)
+        raise ValueError(f"None of the {len(self.samples)} {self.split} images could be decoded; see the warnings.")
+
+    def take_unreadable_count(self) -> int:
+        """Files skipped since the last call (all processes), and reset."""
+        count = int(self.unreadable.sum())
+        self.unreadable.zero_()
+        return count
+
+
+class UnreadableImagesReport(Callback):
+    """At the end of each epoch, one warning with the number of unreadable files the epoch skipped (all ranks)."""
+
+    def _report(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
+        files = getattr(trainer.datamodule, "image_files", {}).get(split)
+        if files is None:
+            return
+        count = torch.tensor(files.take_unreadable_count(), device=pl_module.device)
+        total = int(trainer.strategy.reduce(count, reduce_op="sum"))
+        if total:
+            rank_zero_warn(
+                f"Epoch {trainer.current_epoch}: {total} unreadable image file(s) skipped in the {split} data (each "
+                "named in a warning when first read); the next image of the split was used in place of each."
+            )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer, pl_module, "train")
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer, pl_module, "test")
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._report(trainer, pl_module, "test")

@@ -1,0 +1,122 @@
+"""ImageNet-1k (ILSVRC 2012) in the usual folder layout: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG.
+
+The image-folder datamodule with ImageNet's defaults: a val/ folder is required (the official 50k validation
+images, not a split of train/), the train pipeline is timm's (RandomResizedCrop, bicubic, flip, optional
+RandAugment) and eval resizes to resolution / 0.875 and center-crops. num_classes is the number of class folders
+(1000 for the full dataset).
+
+The official val archive is flat (ILSVRC2012_val_00000001.JPEG ...). Sort it into class folders either with
+torchvision (official tars + devkit in data_dir; checks their MD5 sums):
+    uv run python -c "from torchvision.datasets.imagenet import parse_devkit_archive as d, parse_val_archive as v,
+    parse_train_archive as t; d('data/imagenet'); v('data/imagenet'); t('data/imagenet')"
+or, for the Kaggle download (ILSVRC/Data/CLS-LOC/val + LOC_val_solution.csv), with this module:
+    uv run python -m effnet_lightning.datamodules.imagenet sort-val data/imagenet/val LOC_val_solution.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+from .image_folder import ImageFolderDataModule
+from .transforms import DEFAULT_CROP_PCT, DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
+
+SORT_VAL_COMMAND = "python -m effnet_lightning.datamodules.imagenet sort-val <data_dir>/val LOC_val_solution.csv"
+
+
+class ImageNetDataModule(ImageFolderDataModule):
+    """ImageNet-1k from train/<wnid>/ and val/<wnid>/ folders; val/ doubles as the test set."""
+
+    def __init__(
+        self,
+        data_dir: str = "data/imagenet",
+        crop_pct: float = DEFAULT_CROP_PCT,
+        scale: tuple[float, float] = DEFAULT_SCALE,
+        ratio: tuple[float, float] = DEFAULT_RATIO,
+        hflip: float = 0.5,
+        interpolation: Interpolation = "bicubic",
+        randaugment: str | None = None,
+        resolution: int = 224,
+        batch_size: int = 128,
+        num_workers: int = 8,  # decoding full-size JPEGs: about 8 workers per GPU for B0 (BENCHMARKS.md)
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        """
+        Args:
+            data_dir: folder holding train/<wnid>/ and val/<wnid>/ (see the module docstring for the val folder).
+            Other args: see ImageFolderDataModule (val_fraction is fixed to None: val/ is required).
+        """
+        super().__init__(
+            data_dir,
+            val_fraction=None,
+            crop_pct=crop_pct,
+            scale=scale,
+            ratio=ratio,
+            hflip=hflip,
+            interpolation=interpolation,
+            randaugment=randaugment,
+            resolution=resolution,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            mean=mean,
+            std=std,
+        )
+
+    def layout_help(self) -> str:
+        val = Path(self.data_dir) / "val"
+        flat = val.is_dir() and any(name.lower().endswith(".jpeg") for name in os.listdir(val))
+        advice = (
+            f"{val} holds the images of the official val archive without class folders; sort them with "
+            f"'{SORT_VAL_COMMAND}' (Kaggle's labels) or torchvision's parse_val_archive (official devkit)."
+            if flat
+            else "See the docstring of effnet_lightning/datamodules/imagenet.py to build val/ from the official "
+            "archive."
+        )
+        return f"Expected ImageNet as <data_dir>/train/<wnid>/*.JPEG and val/<wnid>/*.JPEG. {advice}"
+
+    def _list_split(self, folder: Path) -> list[tuple[str, int]]:
+        flat = [name for name in os.listdir(folder) if name.lower().endswith(".jpeg")]
+        if flat:
+            raise ValueError(f"{folder} has {len(flat)} images outside class folders. {self.layout_help()}")
+        return super()._list_split(folder)
+
+
+def sort_val_images(val_dir: str, solution_csv: str) -> int:
+    """Move val_dir/<ImageId>.JPEG into val_dir/<wnid>/ using Kaggle's LOC_val_solution.csv; returns the count.
+
+    Each CSV row is `ImageId,PredictionString` where PredictionString starts with the wnid ("n01751748 x y x y").
+    Images already sorted are left alone, so an interrupted run can be repeated.
+    """
+    moved = 0
+    with open(solution_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            wnid = row["PredictionString"].split()[0]
+            source = Path(val_dir) / f"{row['ImageId']}.JPEG"
+            if source.is_file():
+                (Path(val_dir) / wnid).mkdir(exist_ok=True)
+                source.rename(Path(val_dir) / wnid / source.name)
+                moved += 1
+    return moved
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effnet_lightning.datamodules.imagenet")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sort_val = commands.add_parser("sort-val", help="sort the flat val images into <wnid>/ folders")
+    sort_val.add_argument("val_dir", help="folder with ILSVRC2012_val_*.JPEG")
+    sort_val.add_argument("solution_csv", help="LOC_val_solution.csv from the Kaggle ImageNet download")
+    args = parser.parse_args(argv)
+    print(f"moved {sort_val_images(args.val_dir, args.solution_csv)} images into class folders")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

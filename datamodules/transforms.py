@@ -1,0 +1,65 @@
+"""timm's ImageNet pipelines in albumentations, for datasets of photos of any size (ImageFolder, ImageNet).
+
+Train: a random crop covering 8-100% of the image area with aspect ratio 3/4-4/3, resized to the model's
+resolution, then a horizontal flip (timm `transforms_imagenet_train`, Inception-style). Eval: the shorter side
+resized to floor(resolution / crop_pct), then the central resolution x resolution square (timm
+`transforms_imagenet_eval`: 224 px at crop_pct 0.875 reads a 256 px resize). Both deliver the model's
+resolution, so the per-batch resize in base.py has nothing to do.
+
+Shrinking uses OpenCV's INTER_AREA (it averages, so it does not alias); enlarging uses the chosen
+interpolation. That is what PIL's antialiased bicubic resize, which timm uses, amounts to.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import albumentations as A
+import cv2
+
+Interpolation = Literal["bicubic", "bilinear", "nearest"]
+CV2_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+DEFAULT_SCALE = (0.08, 1.0)  # fraction of the image area a training crop covers (Inception; timm, torchvision)
+DEFAULT_RATIO = (3 / 4, 4 / 3)  # width / height of a training crop
+DEFAULT_CROP_PCT = 0.875  # eval: fraction of the resized shorter side kept by the center crop (timm, 224/256)
+
+
+def random_resized_crop(
+    resolution: int,
+    scale: tuple[float, float] = DEFAULT_SCALE,
+    ratio: tuple[float, float] = DEFAULT_RATIO,
+    hflip: float = 0.5,
+    interpolation: Interpolation = "bicubic",
+) -> A.Compose:
+    """Training: random area/aspect crop resized to resolution x resolution, then a flip with probability hflip."""
+    shrink = "image" if interpolation != "nearest" else None  # INTER_AREA when the crop is larger than the output
+    return A.Compose(
+        [
+            A.RandomResizedCrop(
+                size=(resolution, resolution),
+                scale=scale,
+                ratio=ratio,
+                interpolation=CV2_INTERPOLATION[interpolation],
+                area_for_downscale=shrink,
+            ),
+            A.HorizontalFlip(p=hflip),
+        ]
+    )
+
+
+def resize_center_crop(
+    resolution: int, crop_pct: float = DEFAULT_CROP_PCT, interpolation: Interpolation = "bicubic"
+) -> A.Compose:
+    """Evaluation: shorter side to floor(resolution / crop_pct) (timm's scale_size), then the central square."""
+    shrink = "image" if interpolation != "nearest" else None
+    return A.Compose(
+        [
+            A.SmallestMaxSize(
+                max_size=math.floor(resolution / crop_pct),
+                interpolation=CV2_INTERPOLATION[interpolation],
+                area_for_downscale=shrink,
+            ),
+            A.CenterCrop(height=resolution, width=resolution),
+        ]
+    )
