@@ -70,7 +70,7 @@ def parse_randaugment(config: str) -> RandAugmentConfig:
         if name != "rand" or match is None or match[1] not in keys or keys[match[1]] in fields:
             raise ValueError(usage)
         key, value = keys[match[1]], float(match[2])
-        if key in ("num_ops", "increasing") and not value.is_integer():
+        if (key == "num_ops" and not value.is_integer()) or (key == "increasing" and value not in (0, 1)):
             raise ValueError(usage)
         fields[key] = int(value) if key == "num_ops" else bool(value) if key == "increasing" else value
     if name != "rand":
