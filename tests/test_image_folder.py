@@ -241,3 +241,20 @@ def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path) -> None:
     events.Reload()
     accuracy = [event.value for event in events.Scalars("val/acc1")]
     assert len(accuracy) == 10 and accuracy[-1] >= 0.8, accuracy
+
+
+@pytest.mark.parametrize(("variant", "crop_pct"), [("b0", 0.875), ("b3", 0.904), ("b7", 0.949)])
+def test_imagenet_configs_parse(variant: str, crop_pct: float, capsys: pytest.CaptureFixture) -> None:
+    from effnet_lightning.cli import main
+
+    config = Path(__file__).parents[1] / "configs" / f"{variant}_imagenet.yaml"
+    assert config.read_text().startswith(f"# EfficientNet-{variant.upper()} on ImageNet-1k")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    printed = capsys.readouterr().out
+    assert exit_info.value.code in (0, None), printed
+    for line in (f"variant: {variant}", "optimizer: rmsproptf", "lr: 0.016", "weight_decay: 1.0e-05",
+                 "label_smoothing: 0.1", "bn_momentum: 0.01", "bn_eps: 0.001", "drop_path_rate: 0.2",
+                 "class_path: effnet_lightning.datamodules.imagenet.ImageNetDataModule", f"crop_pct: {crop_pct}",
+                 "precision: bf16-mixed", "max_epochs: 350"):  # fmt: skip
+        assert line in printed
