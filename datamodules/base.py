@@ -10,6 +10,7 @@ normalizes it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -201,10 +202,12 @@ def seed_worker_transform(worker_id: int) -> None:
     An albumentations Compose owns its RNG, so forked workers would all copy the parent's state: every
     worker would repeat the same crops and, without persistent workers, so would every epoch (tested).
     torch.initial_seed() in a worker is a fresh base seed per epoch + worker_id (reproducible under
-    seed_everything); the rank is mixed in.
+    seed_everything); the rank is mixed in. One stream is shared by the whole pipeline: albumentations'
+    `set_random_seed` would give each child transform its own generator with the same seed, so their draws
+    would coincide (the flip would follow the crop's first draw; albumentations 2.0.8, tested).
     """
     dataset = get_worker_info().dataset
     transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "set_random_seed"):
-        seed = np.random.SeedSequence([torch.initial_seed(), rank_zero_only.rank]).generate_state(1)[0]
-        transform.set_random_seed(int(seed))
+    if hasattr(transform, "set_random_state"):
+        seed = int(np.random.SeedSequence([torch.initial_seed(), rank_zero_only.rank]).generate_state(1)[0])
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))

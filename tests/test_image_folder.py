@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -197,6 +198,22 @@ def test_pipelines_deliver_uint8_at_resolution_and_normalize(tree: Tree, stage: 
     assert x.dtype == torch.float32 and x.shape == (16, 3, 40, 40)
     mean, std = torch.tensor(dm.mean).view(1, 3, 1, 1), torch.tensor(dm.std).view(1, 3, 1, 1)
     torch.testing.assert_close(x, (images / 255 - mean) / std)  # already at resolution: only normalized
+
+
+def test_worker_seeding_keeps_the_pipeline_draws_independent() -> None:
+    """Two flips in one pipeline, seeded per worker by base.py: they must not always agree (they did when every
+    child transform got its own generator with the same seed)."""
+    from effnet_lightning.datamodules.base import TransformedDataset, seed_worker_transform
+    from torch.utils.data import DataLoader
+
+    pixels = np.arange(16, dtype=np.uint8).reshape(4, 4, 1).repeat(3, axis=2)
+    flips = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    dataset = TransformedDataset([(pixels, 0)] * 200, flips)
+    loader = DataLoader(dataset, batch_size=200, num_workers=1, worker_init_fn=seed_worker_transform)
+    corner = next(iter(loader))[0][:, 0, 0, 0]  # top-left pixel: 0 none, 3 horizontal, 12 vertical, 15 both
+    horizontal, vertical = (corner % 4 == 3), (corner >= 12)
+    assert 0.35 < horizontal.float().mean() < 0.65 and 0.35 < vertical.float().mean() < 0.65
+    assert 0.3 < (horizontal == vertical).float().mean() < 0.7
 
 
 def test_eval_crop_is_the_center_of_the_resized_image() -> None:
