@@ -1,24 +1,24 @@
 """EMA of the weights as in the EfficientNet recipe, built on Lightning's `WeightAveraging`.
 
-The paper (arXiv 1905.11946, sec. 5.2) evaluates an exponential moving average of the weights with decay 0.9999.
-The official code (tensorflow/tpu efficientnet/main.py) uses `tf.train.ExponentialMovingAverage(decay,
-num_updates=global_step)` over the trainable variables *and* the BN moving statistics, which warms the decay up
-as min(decay, (1 + n) / (10 + n)) and starts the shadow copy at the initial weights.
+The paper (arXiv 1905.11946, sec. 5.2) evaluates an exponential moving average of the weights, decay
+0.9999. The official code (tensorflow/tpu efficientnet/main.py) uses `tf.train.ExponentialMovingAverage(
+decay, num_updates=global_step)` over the trainable variables *and* the BN moving statistics: the decay warms
+up as min(decay, (1 + n) / (10 + n)) and the shadow copy starts at the initial weights.
 
 What this adds to Lightning 2.6's `WeightAveraging` / `EMAWeightAveraging`:
 - the TF decay warm-up, from `trainer.global_step`, so resuming needs no extra state;
-- one `torch._foreach_lerp_` over all floating tensors (parameters and BN buffers) and one `_foreach_copy_` for
-  integer buffers (`num_batches_tracked`), with the decay a Python float: no Python loop per tensor and no
-  host-device sync. (`AveragedModel.update_parameters` evaluates `bool(n_averaged == 0)` on the device every step,
-  and the stock `EMAWeightAveraging` passes a per-tensor `avg_fn`; `get_ema_multi_avg_fn` would lerp integer
-  buffers through float and truncate them);
-- validation of both weights: the module keeps its raw weights (and logs `val/*` itself); this callback runs the
-  averaged copy on the same batches and logs `val_ema/loss`, `val_ema/acc1`, `val_ema/acc5` (and `test_ema/*`).
-  The base class would instead swap the averaged weights in for validation and at the end of training; we keep
-  the raw weights in the module throughout so that `val/*` always means raw and `val_ema/*` always means EMA.
+- one `torch._foreach_lerp_` over all floating tensors (parameters and BN buffers) and one `_foreach_copy_`
+  for integer buffers (`num_batches_tracked`), the decay a Python float: no Python loop per tensor and no
+  host-device sync. (`AveragedModel.update_parameters` evaluates `bool(n_averaged == 0)` on the device each
+  step and the stock `EMAWeightAveraging` passes a per-tensor `avg_fn`; `get_ema_multi_avg_fn` would lerp
+  integer buffers through float and truncate them.)
+- validation of both weights: the module keeps its raw weights (and logs `val/*` itself); this callback runs
+  the averaged copy on the same batches and logs `val_ema/loss`, `val_ema/acc1`, `val_ema/acc5` (and
+  `test_ema/*`). The base class would swap the averaged weights in for validation and at the end of
+  training; we keep the raw weights in the module throughout, so `val/*` always means raw and `val_ema/*` EMA.
 
-Checkpoints keep Lightning's layout: `state_dict` holds the EMA weights (so a plain `load_from_checkpoint` or a
-timm export gets the EMA model), `current_model_state` the raw weights, `averaging_state` the `n_averaged`
+Checkpoints keep Lightning's layout: `state_dict` holds the EMA weights (so a plain `load_from_checkpoint` or
+a timm export gets the EMA model), `current_model_state` the raw weights, `averaging_state` the `n_averaged`
 counter, and `callbacks["EMA"]` the step of the last update. Resuming restores both exactly.
 """
 
@@ -42,7 +42,7 @@ TOP_K = (1, 5)  # acc1, acc5 as in the paper's ImageNet tables
 
 
 def tf_ema_decay(num_updates: int, decay: float = 0.9999, warmup: bool = True) -> float:
-    """The decay TF's `ExponentialMovingAverage(decay, num_updates)` uses after `num_updates` optimizer updates."""
+    """The decay of TF's `ExponentialMovingAverage(decay, num_updates)` after `num_updates` updates."""
     return min(decay, (1.0 + num_updates) / (10.0 + num_updates)) if warmup else decay
 
 
@@ -65,8 +65,10 @@ class TensorPairs:
         pairs += [(avg_buffers[n], cur_buffers[n], use_buffers) for n in cur_buffers]
         for avg, cur, average_it in pairs:
             if avg.shape != cur.shape or avg.dtype != cur.dtype or avg.device != cur.device:
-                raise RuntimeError(f"Averaged tensor {tuple(avg.shape)} {avg.dtype} {avg.device} does not match "
-                                   f"the model's {tuple(cur.shape)} {cur.dtype} {cur.device}.")
+                raise RuntimeError(
+                    f"Averaged tensor {tuple(avg.shape)} {avg.dtype} {avg.device} does not match "
+                    f"the model's {tuple(cur.shape)} {cur.dtype} {cur.device}."
+                )
             if avg.stride() != cur.stride():  # e.g. the model went channels_last after the copy was made
                 avg.data = torch.empty_like(cur).copy_(avg)
             if average_it and (avg.is_floating_point() or avg.is_complex()):
@@ -137,7 +139,7 @@ class EMA(WeightAveraging):
     def on_train_batch_end(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        # global_step counts optimizer updates; with accumulation only the last micro-batch of a window updates.
+        # global_step counts optimizer updates; with accumulation only a window's last micro-batch updates.
         step = trainer.global_step
         if step > self._latest_update_step and self.should_update(step_idx=step - 1):
             assert self._average_model is not None and self._pairs is not None
@@ -198,8 +200,10 @@ class EMA(WeightAveraging):
         logits = model(images).float()  # (N, C)
         metrics = self._metrics.get(prefix)
         if metrics is None:
-            # Per-sample values averaged over the epoch; "disable" skips torchmetrics' NaN check (a device sync).
-            metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")})
+            # Per-sample values averaged over the epoch; "disable" skips the NaN check (a device sync).
+            metrics = nn.ModuleDict(
+                {name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")}
+            )
             self._metrics[prefix] = metrics.to(logits.device)
         metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))  # (N,)
         top = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices  # (N, k)
@@ -231,9 +235,11 @@ class EMA(WeightAveraging):
                 rank_zero_warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
             return
         if self._average_model is None and has_ema:
-            # validate/test from a checkpoint: the module holds the EMA weights now, so copy them, then the base
+            # validate/test from a checkpoint: the module holds the EMA weights now, so copy them; the base
             # class loads the raw weights back into the module.
-            self._average_model = AveragedModel(pl_module, device=pl_module.device, use_buffers=self._use_buffers)
+            self._average_model = AveragedModel(
+                pl_module, device=pl_module.device, use_buffers=self._use_buffers
+            )
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
@@ -241,7 +247,9 @@ def _has_ema(checkpoint: dict[str, Any]) -> bool:
     return "current_model_state" in checkpoint and "averaging_state" in checkpoint
 
 
-def load_weights(checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True) -> dict[str, Tensor]:
+def load_weights(
+    checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True
+) -> dict[str, Tensor]:
     """The LightningModule state_dict (keys like `model.conv_stem.weight`) of the EMA or the raw weights.
 
     Use it as `module.load_state_dict(load_weights(ckpt, "raw"))`. A checkpoint saved without the EMA callback
@@ -281,7 +289,9 @@ def export_ema_state_dict(
     `.safetensors` output uses safetensors (a timm dependency), anything else `torch.save`. Returns the dict.
     """
     state = load_weights(checkpoint_path, which, weights_only)
-    network = {name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)}
+    network = {
+        name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)
+    }
     if not network:
         raise ValueError(f"No weights in {checkpoint_path} start with {prefix!r}; pass the module's prefix.")
     out = Path(out_path)

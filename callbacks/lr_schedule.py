@@ -66,7 +66,7 @@ def lr_at(
 
 
 def updates_per_epoch(trainer: "pl.Trainer") -> int:
-    """Optimizer updates per epoch on this rank, as Lightning steps them (it also steps on an epoch's last batch).
+    """Optimizer updates per epoch on this rank, as Lightning steps them (also on an epoch's last batch).
 
     `num_training_batches` already honours `limit_train_batches` and the distributed sampler.
     """
@@ -80,11 +80,11 @@ def updates_per_epoch(trainer: "pl.Trainer") -> int:
 
 
 class LRSchedule(Callback):
-    """Sets every optimizer param group's LR before each update: warm-up, then staircase/smooth x0.97 decay or cosine.
+    """Sets every param group's LR before each update: warm-up, then x0.97 per 2.4 epochs or cosine.
 
     The base LR of a group is its `initial_lr` (set by torch schedulers, saved with the optimizer state); if
-    absent it is the group's `lr` at the start of training, then stored as `initial_lr` so that resuming from a
-    checkpoint finds it. The module is expected to have scaled the LR by the global batch already
+    absent it is the group's `lr` at the start of training, then stored as `initial_lr` so that resuming from
+    a checkpoint finds it. The module is expected to have scaled the LR by the global batch already
     (0.016 per 256 images in the paper); this callback does not scale. It logs the LR of the first param group
     of the first optimizer as `train/lr`, the value actually used for that update.
 
@@ -144,7 +144,9 @@ class LRSchedule(Callback):
             return trainer.max_steps / per_epoch
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             return float(trainer.max_epochs)
-        raise ValueError("The cosine schedule needs an end: set LRSchedule max_epochs, trainer.max_epochs or max_steps.")
+        raise ValueError(
+            "The cosine schedule needs an end: set LRSchedule max_epochs, trainer.max_epochs or max_steps."
+        )
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

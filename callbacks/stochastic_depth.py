@@ -1,16 +1,17 @@
 """Stochastic depth: the drop-path rate of every EfficientNet block, set in place on timm's DropPath modules.
 
-The paper (arXiv 1905.11946, sec. 5.2) uses stochastic depth with survival probability 0.8. The official code
-(tensorflow/tpu efficientnet_model.py) scales the drop rate linearly with the block index,
-`drop_rate * idx / num_blocks`, so block 0 never drops and the last block drops `rate * (N-1)/N`. timm's builder
-(`_efficientnet_builder.py`, `drop_path_rate * block_idx / total_block_count`) does the same at construction.
+The paper (arXiv 1905.11946, sec. 5.2) uses stochastic depth with survival probability 0.8. The official
+code (tensorflow/tpu efficientnet_model.py) scales the drop rate linearly with the block index,
+`drop_rate * idx / num_blocks`, so block 0 never drops and the last block drops `rate * (N-1)/N`. timm's
+builder (`_efficientnet_builder.py`, `drop_path_rate * block_idx / total_block_count`) does the same.
 
-Interplay with timm: a block built with rate 0 gets `nn.Identity` instead of `DropPath`, so build the model with
-`drop_path_rate > 0` (the project's `create_model` defaults to 0.2) and let this callback own the values: it
-overwrites every block's `drop_prob` with the same linear rule, optionally scaled up from 0 over the first
-`ramp_epochs` epochs (per optimizer update, a pure function of `trainer.global_step`, so resume needs no state).
-With `ramp_epochs=0` and the same rate it reproduces timm's construction exactly. timm's DropPath is the identity
-in eval mode, so validation and the EMA copy never drop.
+Interplay with timm: a block built with rate 0 gets `nn.Identity` instead of `DropPath`, so build the model
+with `drop_path_rate > 0` (the project's `create_model` defaults to 0.2) and let this callback own the
+values: it overwrites every block's `drop_prob` with the same linear rule, optionally scaled up from 0 over
+the first `ramp_epochs` epochs (per optimizer update, a function of `trainer.global_step`: resume needs no
+state). With `ramp_epochs=0` and the same rate it reproduces timm's construction exactly. timm's DropPath is
+the identity in eval mode, so validation and the EMA copy never drop. Blocks without a residual (those that
+change shape) never drop, whatever their rate.
 """
 
 import lightning.pytorch as pl
@@ -59,11 +60,11 @@ def set_drop_path_rates(module: nn.Module, drop_path_rate: float) -> list[float]
 
 
 class StochasticDepth(Callback):
-    """Sets the drop-path rate of every block before each training batch: linear in depth, optionally ramped in time."""
+    """Sets every block's drop-path rate before each training batch: linear in depth, optionally ramped."""
 
     def __init__(
         self,
-        drop_path_rate: float = 0.2,  # paper: survival probability 0.8 (== drop 0.2), scaled by idx / num_blocks
+        drop_path_rate: float = 0.2,  # paper: survival 0.8 (== drop 0.2), scaled by idx / num_blocks
         ramp_epochs: float = 0.0,  # 0: full rate from the start; else scale linearly from 0 over these epochs
     ) -> None:
         if not 0.0 <= drop_path_rate < 1.0:
@@ -74,7 +75,7 @@ class StochasticDepth(Callback):
         self.ramp_epochs = ramp_epochs
 
     def rate_at(self, update: int, updates_per_epoch: int) -> float:
-        """The rate of the deepest-scaled block (the `drop_path_rate` argument) at optimizer update `update`."""
+        """The (ramped) `drop_path_rate` at optimizer update `update`; block i gets it times i / N."""
         if self.ramp_epochs == 0:
             return self.drop_path_rate
         return self.drop_path_rate * min(1.0, update / (self.ramp_epochs * updates_per_epoch))

@@ -1,4 +1,4 @@
-"""Tiny LightningModules and data for the callback tests (the project's module is not used here on purpose)."""
+"""Tiny LightningModules and data for the callback tests (independent of the project's module)."""
 
 import lightning.pytorch as pl
 import timm
