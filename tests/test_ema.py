@@ -244,3 +244,17 @@ def test_bf16_mixed_on_cpu(tmp_path):
     assert "val_ema/acc1" in trainer.callback_metrics
     assert all(p.dtype == torch.float32 for p in ema.average_model.parameters())
     assert torch.isfinite(trainer.callback_metrics["val_ema/loss"])
+
+
+def test_without_buffer_averaging_buffers_are_copied():
+    model = TinyClassifier()
+    average = copy.deepcopy(model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.add_(1.0)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    ema_update_(TensorPairs(average, model, use_buffers=False), 0.5)
+    for name, buffer in model.named_buffers():
+        assert torch.equal(dict(average.named_buffers())[name], buffer), name
+    assert not torch.equal(next(average.parameters()), next(model.parameters()))  # parameters still averaged
