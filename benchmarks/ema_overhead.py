@@ -23,10 +23,11 @@ from collections.abc import Callable
 import timm
 import torch
 import torch.nn.functional as F
-from effnet_lightning.callbacks import TensorPairs, ema_update_, tf_ema_decay
 from timm.optim import RMSpropTF
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn, get_ema_multi_avg_fn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from effnet_lightning.callbacks import TensorPairs, ema_update_, tf_ema_decay
 
 DECAY = 0.9999  # paper
 LR_PER_256 = 0.016  # paper: lr 0.016 per 256 images

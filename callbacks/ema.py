@@ -201,9 +201,7 @@ class EMA(WeightAveraging):
         metrics = self._metrics.get(prefix)
         if metrics is None:
             # Per-sample values averaged over the epoch; "disable" skips the NaN check (a device sync).
-            metrics = nn.ModuleDict(
-                {name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")}
-            )
+            metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")})
             self._metrics[prefix] = metrics.to(logits.device)
         metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))  # (N,)
         top = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices  # (N, k)
@@ -237,9 +235,7 @@ class EMA(WeightAveraging):
         if self._average_model is None and has_ema:
             # validate/test from a checkpoint: the module holds the EMA weights now, so copy them; the base
             # class loads the raw weights back into the module.
-            self._average_model = AveragedModel(
-                pl_module, device=pl_module.device, use_buffers=self._use_buffers
-            )
+            self._average_model = AveragedModel(pl_module, device=pl_module.device, use_buffers=self._use_buffers)
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
@@ -247,9 +243,7 @@ def _has_ema(checkpoint: dict[str, Any]) -> bool:
     return "current_model_state" in checkpoint and "averaging_state" in checkpoint
 
 
-def load_weights(
-    checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True
-) -> dict[str, Tensor]:
+def load_weights(checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True) -> dict[str, Tensor]:
     """The LightningModule state_dict (keys like `model.conv_stem.weight`) of the EMA or the raw weights.
 
     Use it as `module.load_state_dict(load_weights(ckpt, "raw"))`. A checkpoint saved without the EMA callback
@@ -289,9 +283,7 @@ def export_ema_state_dict(
     `.safetensors` output uses safetensors (a timm dependency), anything else `torch.save`. Returns the dict.
     """
     state = load_weights(checkpoint_path, which, weights_only)
-    network = {
-        name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)
-    }
+    network = {name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)}
     if not network:
         raise ValueError(f"No weights in {checkpoint_path} start with {prefix!r}; pass the module's prefix.")
     out = Path(out_path)

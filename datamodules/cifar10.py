@@ -58,9 +58,7 @@ class CIFAR10DataModule(ImageDataModule):
             split_seed: seed of the train/val split (independent of the global seed).
             Other args: see ImageDataModule.
         """
-        super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std
-        )
+        super().__init__(data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std)
         if val_size <= 0:
             raise ValueError(f"data.val_size must be a positive number of validation images, got {val_size}.")
         self.download = download
@@ -90,9 +88,7 @@ class CIFAR10DataModule(ImageDataModule):
         expected = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
         missing = [name for name, _ in expected if not (folder / name).is_file()]
         corrupt = [
-            folder / name
-            for name, md5 in expected
-            if name not in missing and not check_integrity(folder / name, md5)
+            folder / name for name, md5 in expected if name not in missing and not check_integrity(folder / name, md5)
         ]
         if corrupt:
             raise _corrupt_error(corrupt, "Move it away and set download: true to fetch a fresh copy.")

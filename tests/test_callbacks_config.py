@@ -2,8 +2,9 @@
 
 import pytest
 from callbacks_testkit import TinyLinear
-from effnet_lightning.callbacks import EMA, LRSchedule, StochasticDepth
 from lightning.pytorch.cli import LightningCLI
+
+from effnet_lightning.callbacks import EMA, LRSchedule, StochasticDepth
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,11 @@ import pytest
 import timm
 import torch
 from callbacks_testkit import NUM_CLASSES, TinyClassifier, image_loader, make_trainer
+from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from safetensors.torch import load_file
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from effnet_lightning.callbacks import (
     EMA,
     TensorPairs,
@@ -14,10 +19,6 @@ from effnet_lightning.callbacks import (
     load_weights,
     tf_ema_decay,
 )
-from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint
-from safetensors.torch import load_file
-from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class WeightRecorder(Callback):
@@ -196,9 +197,7 @@ def test_validate_from_checkpoint_reports_raw_and_ema(fitted, tmp_path):
 def test_test_from_checkpoint_logs_test_ema(fitted, tmp_path):
     trainer = make_trainer(tmp_path, [EMA()])
     results = trainer.test(TinyClassifier(), fitted["val_loader"], ckpt_path=fitted["ckpt"], verbose=False)[0]
-    assert results["test_ema/acc1"] == pytest.approx(
-        fitted["trainer"].callback_metrics["val_ema/acc1"].item()
-    )
+    assert results["test_ema/acc1"] == pytest.approx(fitted["trainer"].callback_metrics["val_ema/acc1"].item())
     assert "test/acc1" in results
 
 

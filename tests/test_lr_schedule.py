@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from callbacks_testkit import LRRecorder, TinyLinear, make_trainer, vector_loader
+
 from effnet_lightning.callbacks import LRSchedule, lr_at
 
 BASE = 0.016  # paper: lr 0.016 per 256 images
@@ -37,9 +38,7 @@ def test_staircase_drops_by_097_every_24_epochs(updates_per_epoch):
 
 def test_smooth_variant_decays_continuously():
     assert lr_at(60, 10, BASE, warmup_epochs=0, staircase=False) == pytest.approx(BASE * 0.97**2.5)
-    assert lr_at(61, 10, BASE, warmup_epochs=0, staircase=False) < lr_at(
-        60, 10, BASE, warmup_epochs=0, staircase=False
-    )
+    assert lr_at(61, 10, BASE, warmup_epochs=0, staircase=False) < lr_at(60, 10, BASE, warmup_epochs=0, staircase=False)
 
 
 def test_cosine_reaches_min_lr_at_max_epochs():

@@ -4,17 +4,15 @@ import pytest
 import timm
 import torch
 from callbacks_testkit import TinyClassifier, image_loader, make_trainer
-from effnet_lightning.callbacks import StochasticDepth, drop_path_rates, set_drop_path_rates
-from effnet_lightning.callbacks.stochastic_depth import efficientnet_blocks
 from lightning.pytorch import Callback
 from timm.layers import DropPath
 
+from effnet_lightning.callbacks import StochasticDepth, drop_path_rates, set_drop_path_rates
+from effnet_lightning.callbacks.stochastic_depth import efficientnet_blocks
+
 
 def block_rates(module: torch.nn.Module) -> list[float]:
-    return [
-        b.drop_path.drop_prob if isinstance(b.drop_path, DropPath) else 0.0
-        for b in efficientnet_blocks(module)
-    ]
+    return [b.drop_path.drop_prob if isinstance(b.drop_path, DropPath) else 0.0 for b in efficientnet_blocks(module)]
 
 
 @pytest.mark.parametrize(
