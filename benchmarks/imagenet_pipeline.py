@@ -24,13 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
+from timm.data.auto_augment import rand_augment_transform
+from torchvision import transforms as T
+
 from effnet_lightning.datamodules.base import TransformedDataset
 from effnet_lightning.datamodules.image_folder import ImageFiles, decode_image
 from effnet_lightning.datamodules.randaugment import DEFAULT_FILL, RandAugment
 from effnet_lightning.datamodules.transforms import random_resized_crop
-from PIL import Image
-from timm.data.auto_augment import rand_augment_transform
-from torchvision import transforms as T
 
 IMAGE_SIZE = (500, 375)  # width, height: the most common ImageNet train size (mean is about 400x350)
 RANDAUGMENT = "rand-m9-mstd0.5"  # timm's EfficientNet recipe
@@ -62,8 +63,11 @@ def ours(paths: list[Path], resolution: int, randaugment: bool) -> Callable[[int
 def torchvision_pipeline(paths: list[Path], resolution: int, randaugment: bool) -> Callable[[int], object]:
     steps = [T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip()]
     if randaugment:
-        hparams = {"translate_const": int(resolution * 0.45), "img_mean": DEFAULT_FILL,
-                   "interpolation": Image.BICUBIC}  # fmt: skip  (what timm's create_transform passes)
+        hparams = {
+            "translate_const": int(resolution * 0.45),
+            "img_mean": DEFAULT_FILL,
+            "interpolation": Image.BICUBIC,
+        }  # fmt: skip  (what timm's create_transform passes)
         steps.append(rand_augment_transform(RANDAUGMENT, hparams))
     transform = T.Compose([*steps, T.ToTensor()])
 

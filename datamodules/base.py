@@ -64,13 +64,9 @@ class ImageDataModule(LightningDataModule):
         if resolution <= 0:
             raise ValueError(f"data.resolution must be a positive number of pixels, got {resolution}.")
         if batch_size <= 0:
-            raise ValueError(
-                f"data.batch_size must be a positive number of images per device, got {batch_size}."
-            )
+            raise ValueError(f"data.batch_size must be a positive number of images per device, got {batch_size}.")
         if num_workers < 0:
-            raise ValueError(
-                f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}."
-            )
+            raise ValueError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
         self.data_dir = data_dir
         self.resolution = resolution
         self.batch_size = batch_size

@@ -91,9 +91,7 @@ class CIFAR10DataModule(ImageDataModule):
         expected = [*CIFAR10.train_list, *CIFAR10.test_list, [CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
         missing = [name for name, _ in expected if not (folder / name).is_file()]
         corrupt = [
-            folder / name
-            for name, md5 in expected
-            if name not in missing and not check_integrity(folder / name, md5)
+            folder / name for name, md5 in expected if name not in missing and not check_integrity(folder / name, md5)
         ]
         if corrupt:
             raise _corrupt_error(corrupt, "Move it away and set download: true to fetch a fresh copy.")

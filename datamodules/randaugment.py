@@ -197,9 +197,7 @@ APPLY: dict[str, Callable[[np.ndarray, Any, tuple[int, ...]], np.ndarray]] = {
     "Rotate": _rotate,
     "Posterize": lambda img, bits, fill: img if bits >= 8 else _lut(img, _LEVELS & (0xFF << (8 - bits))),
     "Solarize": lambda img, threshold, fill: _lut(img, np.where(_LEVELS >= threshold, 255 - _LEVELS, _LEVELS)),
-    "SolarizeAdd": lambda img, add, fill: _lut(
-        img, np.where(_LEVELS < SOLARIZE_ADD_THRESHOLD, _LEVELS + add, _LEVELS)
-    ),
+    "SolarizeAdd": lambda img, add, fill: _lut(img, np.where(_LEVELS < SOLARIZE_ADD_THRESHOLD, _LEVELS + add, _LEVELS)),
     "Color": lambda img, factor, fill: fpixel.adjust_saturation_torchvision(img, factor),  # blend with gray
     "Contrast": lambda img, factor, fill: fpixel.adjust_contrast_torchvision(img, factor),  # blend with mean
     "Brightness": lambda img, factor, fill: fpixel.adjust_brightness_torchvision(img, factor),  # blend with 0

@@ -24,7 +24,7 @@ commands:
 run 'effnet <command> --help' for a command's options"""
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)  # raised with a sentence that says what to do
+USER_ERRORS = (ValueError, OSError)  # raised with a sentence that says what to do (missing data, corrupt file, ...)
 
 
 def main(argv: list[str] | None = None) -> int:

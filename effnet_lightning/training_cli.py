@@ -26,7 +26,7 @@ SCALING_KEYS = ("variant", "phi", "depth", "width", "resolution", "alpha", "beta
 
 
 class EffnetCLI(LightningCLI):
-    def __init__(self, args: list[str] | None = None) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         super().__init__(
             EfficientNetModule,
             LightningDataModule,
@@ -37,6 +37,7 @@ class EffnetCLI(LightningCLI):
             # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
             parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
             args=args,
+            run=run,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

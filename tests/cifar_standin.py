@@ -56,9 +56,7 @@ def _batch(labels: np.ndarray, rng: np.random.Generator, name: str) -> dict:
     }
 
 
-def write_cifar10(
-    root: Path, train_per_class: int = 60, test_per_class: int = 20, seed: int = 0
-) -> dict[str, str]:
+def write_cifar10(root: Path, train_per_class: int = 60, test_per_class: int = 20, seed: int = 0) -> dict[str, str]:
     """Write the extracted folder and the archive under `root`; return {file name: md5} for every file."""
     rng = np.random.default_rng(seed)
     folder = Path(root) / BASE_FOLDER

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 from torchvision.datasets import CIFAR10
+
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 
 
 @pytest.fixture
@@ -105,9 +106,7 @@ def test_corrupt_batch_is_reported_and_left_untouched(cifar10_root: Path, no_net
     assert batch.read_bytes() == truncated
 
 
-def test_download_extracts_a_local_archive_without_network(
-    cifar10_root: Path, tmp_path: Path, no_network
-) -> None:
+def test_download_extracts_a_local_archive_without_network(cifar10_root: Path, tmp_path: Path, no_network) -> None:
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copy(cifar10_root / CIFAR10.filename, fresh)
@@ -140,9 +139,7 @@ def test_val_size_must_leave_training_images(cifar10_root: Path) -> None:
 
 def test_subprocess_env_accepts_the_standins(cifar10_root: Path, cifar10_env: dict[str, str]) -> None:
     """What end-to-end tests of the console script rely on: the checksum patch reaches a child Python."""
-    code = (
-        "import sys; from torchvision.datasets import CIFAR10; print(len(CIFAR10(sys.argv[1], train=False)))"
-    )
+    code = "import sys; from torchvision.datasets import CIFAR10; print(len(CIFAR10(sys.argv[1], train=False)))"
     done = subprocess.run(
         [sys.executable, "-c", code, str(cifar10_root)],
         env=cifar10_env,

@@ -6,6 +6,7 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
+
 from effnet_lightning.datamodules.base import ImageDataModule
 
 

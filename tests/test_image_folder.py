@@ -12,11 +12,12 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
+from imagenet_tree import COLORS, WNIDS, Tree, photo, write_tree
+from PIL import Image
+
 from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFolderDataModule, decode_image
 from effnet_lightning.datamodules.imagenet import ImageNetDataModule, sort_val_images
 from effnet_lightning.datamodules.transforms import random_resized_crop, resize_center_crop
-from imagenet_tree import COLORS, WNIDS, Tree, photo, write_tree
-from PIL import Image
 
 EFFNET = Path(sys.executable).with_name("effnet")  # the console script of this environment
 
@@ -203,8 +204,9 @@ def test_pipelines_deliver_uint8_at_resolution_and_normalize(tree: Tree, stage: 
 def test_worker_seeding_keeps_the_pipeline_draws_independent() -> None:
     """Two flips in one pipeline, seeded per worker by base.py: they must not always agree (they did when every
     child transform got its own generator with the same seed)."""
-    from effnet_lightning.datamodules.base import TransformedDataset, seed_worker_transform
     from torch.utils.data import DataLoader
+
+    from effnet_lightning.datamodules.base import TransformedDataset, seed_worker_transform
 
     pixels = np.arange(16, dtype=np.uint8).reshape(4, 4, 1).repeat(3, axis=2)
     flips = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])

@@ -17,9 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import effnet_lightning.callbacks
 import effnet_lightning.datamodules
-import pytest
 
 EFFNET = Path(sys.executable).with_name("effnet")
 PLUGIN = '''"""A datamodule plugin: black images are class 0, white ones class 1 (32 px)."""

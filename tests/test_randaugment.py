@@ -8,6 +8,10 @@ from collections import Counter
 import albumentations as A
 import numpy as np
 import pytest
+from PIL import Image
+from test_image_datamodule import Gradient
+from timm.data import auto_augment as timm_aa
+
 from effnet_lightning.datamodules.randaugment import (
     APPLY,
     OPS,
@@ -15,9 +19,6 @@ from effnet_lightning.datamodules.randaugment import (
     RandAugmentConfig,
     parse_randaugment,
 )
-from PIL import Image
-from test_image_datamodule import Gradient
-from timm.data import auto_augment as timm_aa
 
 FILL = (124, 116, 104)
 
