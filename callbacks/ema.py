@@ -1,0 +1,305 @@
+"""EMA of the weights as in the EfficientNet recipe, built on Lightning's `WeightAveraging`.
+
+The paper (arXiv 1905.11946, sec. 5.2) evaluates an exponential moving average of the weights, decay
+0.9999. The official code (tensorflow/tpu efficientnet/main.py) uses `tf.train.ExponentialMovingAverage(
+decay, num_updates=global_step)` over the trainable variables *and* the BN moving statistics: the decay warms
+up as min(decay, (1 + n) / (10 + n)) and the shadow copy starts at the initial weights.
+
+What this adds to Lightning 2.6's `WeightAveraging` / `EMAWeightAveraging`:
+- the TF decay warm-up, from `trainer.global_step`, so resuming needs no extra state;
+- one `torch._foreach_lerp_` over all floating tensors (parameters and BN buffers) and one `_foreach_copy_`
+  for integer buffers (`num_batches_tracked`), the decay a Python float: no Python loop per tensor and no
+  host-device sync. (`AveragedModel.update_parameters` evaluates `bool(n_averaged == 0)` on the device each
+  step and the stock `EMAWeightAveraging` passes a per-tensor `avg_fn`; `get_ema_multi_avg_fn` would lerp
+  integer buffers through float and truncate them.)
+- validation of both weights: the module keeps its raw weights (and logs `val/*` itself); this callback runs
+  the averaged copy on the same batches and logs `val_ema/loss`, `val_ema/acc1`, `val_ema/acc5` (and
+  `test_ema/*`). The base class would swap the averaged weights in for validation and at the end of
+  training; we keep the raw weights in the module throughout, so `val/*` always means raw and `val_ema/*` EMA.
+
+Checkpoints keep Lightning's layout: `state_dict` holds the EMA weights (so a plain `load_from_checkpoint` or
+a timm export gets the EMA model), `current_model_state` the raw weights, `averaging_state` the `n_averaged`
+counter, and `callbacks["EMA"]` the step of the last update. Resuming restores both exactly.
+"""
+
+import pickle
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+from torchmetrics.aggregation import MeanMetric
+from typing_extensions import override
+
+Which = Literal["ema", "raw"]
+TOP_K = (1, 5)  # acc1, acc5 as in the paper's ImageNet tables
+
+
+def tf_ema_decay(num_updates: int, decay: float = 0.9999, warmup: bool = True) -> float:
+    """The decay of TF's `ExponentialMovingAverage(decay, num_updates)` after `num_updates` updates."""
+    return min(decay, (1.0 + num_updates) / (10.0 + num_updates)) if warmup else decay
+
+
+class TensorPairs:
+    """The averaged copy's tensors matched by name to the model's, split into those to lerp and those to copy.
+
+    Built once per fit (after the strategy has moved the model) so that an update is two foreach calls.
+    """
+
+    def __init__(self, average: nn.Module, current: nn.Module, use_buffers: bool = True) -> None:
+        avg_params, cur_params = dict(average.named_parameters()), dict(current.named_parameters())
+        avg_buffers, cur_buffers = dict(average.named_buffers()), dict(current.named_buffers())
+        if avg_params.keys() != cur_params.keys() or avg_buffers.keys() != cur_buffers.keys():
+            raise RuntimeError("The averaged copy and the model have different parameters or buffers.")
+        self.lerp_average: list[Tensor] = []
+        self.lerp_current: list[Tensor] = []
+        self.copy_average: list[Tensor] = []
+        self.copy_current: list[Tensor] = []
+        pairs = [(avg_params[n], cur_params[n], True) for n in cur_params]
+        pairs += [(avg_buffers[n], cur_buffers[n], use_buffers) for n in cur_buffers]
+        for avg, cur, average_it in pairs:
+            if avg.shape != cur.shape or avg.dtype != cur.dtype or avg.device != cur.device:
+                raise RuntimeError(
+                    f"Averaged tensor {tuple(avg.shape)} {avg.dtype} {avg.device} does not match "
+                    f"the model's {tuple(cur.shape)} {cur.dtype} {cur.device}."
+                )
+            if avg.stride() != cur.stride():  # e.g. the model went channels_last after the copy was made
+                avg.data = torch.empty_like(cur).copy_(avg)
+            if average_it and (avg.is_floating_point() or avg.is_complex()):
+                self.lerp_average.append(avg)
+                self.lerp_current.append(cur)
+            else:  # integer buffers (BN num_batches_tracked) are counters: copy, never average
+                self.copy_average.append(avg)
+                self.copy_current.append(cur)
+
+    def __len__(self) -> int:
+        return len(self.lerp_average) + len(self.copy_average)
+
+
+@torch.no_grad()
+def ema_update_(pairs: TensorPairs, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * current, in one foreach call; integer buffers copied."""
+    if pairs.lerp_average:
+        torch._foreach_lerp_(pairs.lerp_average, pairs.lerp_current, 1.0 - decay)
+    if pairs.copy_average:
+        torch._foreach_copy_(pairs.copy_average, pairs.copy_current)
+
+
+class EMA(WeightAveraging):
+    """EMA of weights and BN statistics with TF's decay warm-up; validates raw and EMA weights side by side.
+
+    Cooperation with the LightningModule: batches are `(images, targets)` at `on_*_batch_end` and the module's
+    `forward(images)` returns logits (the averaged copy is a deepcopy of the whole module, so it runs the same
+    forward). Monitor `val_ema/acc1` (mode max) in `ModelCheckpoint` to select on the EMA weights.
+
+    `predict_weights` picks the weights `trainer.predict(ckpt_path=...)` runs with; `validate`/`test` from a
+    checkpoint report both (`val/*` raw from the module, `val_ema/*` EMA from here). Outside the Trainer use
+    `load_weights(ckpt, "ema"|"raw")` or `export_ema_state_dict`.
+    """
+
+    def __init__(
+        self,
+        decay: float = 0.9999,  # paper / TF main.py moving_average_decay
+        warmup: bool = True,  # TF num_updates warm-up: min(decay, (1 + n) / (10 + n))
+        use_buffers: bool = True,  # TF averages the BN moving mean/variance too
+        predict_weights: Which = "ema",
+    ) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1], got {decay}.")
+        if predict_weights not in ("ema", "raw"):
+            raise ValueError(f"predict_weights must be 'ema' or 'raw', got {predict_weights!r}.")
+        # device=None: the averaged copy lives on the training device (pl_module.device at setup).
+        super().__init__(device=None, use_buffers=use_buffers)
+        self.decay = decay
+        self.warmup = warmup
+        self.predict_weights = predict_weights
+        self._pairs: TensorPairs | None = None
+        self._metrics: dict[str, nn.ModuleDict] = {}
+
+    @property
+    def average_model(self) -> AveragedModel | None:
+        """The `AveragedModel`; `.module` is the averaged copy of the LightningModule."""
+        return self._average_model
+
+    # ---- training: the update ----
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # After the strategy moved the model and a checkpoint (if any) was restored.
+        assert self._average_model is not None
+        self._pairs = TensorPairs(self._average_model.module, pl_module, self._use_buffers)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # global_step counts optimizer updates; with accumulation only a window's last micro-batch updates.
+        step = trainer.global_step
+        if step > self._latest_update_step and self.should_update(step_idx=step - 1):
+            assert self._average_model is not None and self._pairs is not None
+            ema_update_(self._pairs, tf_ema_decay(step, self.decay, self.warmup))
+            self._average_model.n_averaged += 1  # on device, no sync; kept for Lightning's checkpoint layout
+            self._latest_update_step = step
+
+    @override
+    def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Keep the raw weights in the module (the base class copies the average in); the EMA stays here."""
+
+    # ---- validation / test: both weights ----
+
+    @override
+    def on_validation_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """No swap: the module validates its raw weights, this callback the averaged copy."""
+
+    @override
+    def on_validation_batch_end(
+        self,
+        trainer: "pl.Trainer",
+        pl_module: "pl.LightningModule",
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        with trainer.precision_plugin.val_step_context():
+            self._evaluate_batch("val_ema", batch)
+
+    @override
+    def on_validation_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._log_epoch("val_ema", pl_module)
+
+    @override
+    def on_test_batch_end(
+        self,
+        trainer: "pl.Trainer",
+        pl_module: "pl.LightningModule",
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        with trainer.precision_plugin.test_step_context():
+            self._evaluate_batch("test_ema", batch)
+
+    @override
+    def on_test_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._log_epoch("test_ema", pl_module)
+
+    @torch.no_grad()
+    def _evaluate_batch(self, prefix: str, batch: Any) -> None:
+        if self._average_model is None:
+            return
+        images, targets = batch[0], batch[1]
+        model = self._average_model.module.eval()
+        logits = model(images).float()  # (N, C)
+        metrics = self._metrics.get(prefix)
+        if metrics is None:
+            # Per-sample values averaged over the epoch; "disable" skips the NaN check (a device sync).
+            metrics = nn.ModuleDict(
+                {name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")}
+            )
+            self._metrics[prefix] = metrics.to(logits.device)
+        metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))  # (N,)
+        top = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices  # (N, k)
+        hits = top == targets[:, None]  # (N, k)
+        for k in TOP_K:
+            metrics[f"acc{k}"].update(hits[:, :k].any(dim=1).float())
+
+    def _log_epoch(self, prefix: str, pl_module: "pl.LightningModule") -> None:
+        metrics = self._metrics.get(prefix)
+        if metrics is None:
+            return
+        for name, metric in metrics.items():
+            # compute() already all-reduces across ranks; sync_dist only keeps Lightning's DDP check quiet.
+            pl_module.log(f"{prefix}/{name}", metric.compute(), on_step=False, on_epoch=True, sync_dist=True)
+            metric.reset()
+
+    # ---- checkpoints ----
+
+    @override
+    def on_load_checkpoint(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
+    ) -> None:
+        has_ema = _has_ema(checkpoint)
+        if trainer.state.fn == TrainerFn.PREDICTING:
+            # Lightning has loaded checkpoint["state_dict"] (the EMA weights) into the module already.
+            if has_ema and self.predict_weights == "raw":
+                pl_module.load_state_dict(checkpoint["current_model_state"])
+            elif not has_ema and self.predict_weights == "ema":
+                rank_zero_warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
+            return
+        if self._average_model is None and has_ema:
+            # validate/test from a checkpoint: the module holds the EMA weights now, so copy them; the base
+            # class loads the raw weights back into the module.
+            self._average_model = AveragedModel(
+                pl_module, device=pl_module.device, use_buffers=self._use_buffers
+            )
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+def _has_ema(checkpoint: dict[str, Any]) -> bool:
+    return "current_model_state" in checkpoint and "averaging_state" in checkpoint
+
+
+def load_weights(
+    checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True
+) -> dict[str, Tensor]:
+    """The LightningModule state_dict (keys like `model.conv_stem.weight`) of the EMA or the raw weights.
+
+    Use it as `module.load_state_dict(load_weights(ckpt, "raw"))`. A checkpoint saved without the EMA callback
+    (or with `save_weights_only=True`, which skips callback hooks) only has raw weights.
+    """
+    if which not in ("ema", "raw"):
+        raise ValueError(f"which must be 'ema' or 'raw', got {which!r}.")
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist; pass the path of a .ckpt file.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} stores Python objects that weights_only=True refuses to unpickle; "
+            "pass weights_only=False if you trust the file."
+        ) from error
+    if which == "raw":
+        return checkpoint["current_model_state"] if _has_ema(checkpoint) else checkpoint["state_dict"]
+    if not _has_ema(checkpoint):
+        raise ValueError(
+            f"{path} holds no EMA weights (saved without the EMA callback or with save_weights_only=True); "
+            "use which='raw'."
+        )
+    return checkpoint["state_dict"]
+
+
+def export_ema_state_dict(
+    checkpoint_path: str | Path,
+    out_path: str | Path,
+    which: Which = "ema",
+    prefix: str = "model.",  # the module's attribute holding the timm network
+    weights_only: bool = True,
+) -> dict[str, Tensor]:
+    """Write the EMA (or raw) weights of the bare network, loadable with `timm_model.load_state_dict(sd)`.
+
+    `.safetensors` output uses safetensors (a timm dependency), anything else `torch.save`. Returns the dict.
+    """
+    state = load_weights(checkpoint_path, which, weights_only)
+    network = {
+        name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)
+    }
+    if not network:
+        raise ValueError(f"No weights in {checkpoint_path} start with {prefix!r}; pass the module's prefix.")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(network, str(out))
+    else:
+        torch.save(network, out)
+    return network
