@@ -8,7 +8,8 @@ A long job must lose at most minutes when it is stopped:
   "try again") so a wrapper or scheduler can requeue it. Saving takes seconds, well within the usual 30-90 s
   grace period; a batch in flight finishes first.
 - kill -9 or a power cut: `last.ckpt` is also refreshed every `last_every_n_steps` optimizer steps and/or
-  every `last_every_minutes`, whichever comes first. Writes are atomic (effnet_lightning/checkpoint_io.py).
+  every `last_every_minutes`, whichever comes first, and after every validation (ModelCheckpoint alone
+  rewrites it only when a new best-k file is saved). Writes are atomic (effnet_lightning/checkpoint_io.py).
 
 The best-k checkpoints work as in ModelCheckpoint (the `checkpoint:` config section). All saves of `last.ckpt`
 go through ModelCheckpoint's own bookkeeping, so resuming keeps writing the same file.
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
@@ -101,15 +103,28 @@ class RunCheckpoint(ModelCheckpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        steps = trainer.global_step - self._step_of_last_refresh  # 0 inside a gradient-accumulation window
-        if steps == 0 or trainer.sanity_checking:
+        self._note_parent_save(trainer)
+        if trainer.global_step == self._step_of_last_refresh:  # also inside a gradient-accumulation window
             return
         due = bool(self.last_every_n_steps) and trainer.global_step % self.last_every_n_steps == 0
         if self.last_every_minutes:
             late = time.monotonic() - self._time_of_last_refresh >= self.last_every_minutes * 60
             due |= trainer.strategy.broadcast(late)  # rank 0's clock decides, so all ranks save together
         if due:
-            self.refresh_last(trainer)
+            self._refresh_if_stale(trainer)
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """ModelCheckpoint rewrites last.ckpt only when it saves a best-k file; keep it current every validation."""
+        super().on_validation_end(trainer, pl_module)
+        self._note_parent_save(trainer)
+        self._refresh_if_stale(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._note_parent_save(trainer)
+        self._refresh_if_stale(trainer)
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -119,7 +134,7 @@ class RunCheckpoint(ModelCheckpoint):
         if trainer.sanity_checking or trainer.global_step == 0:
             _say(trainer, "effnet: stopped by SIGTERM before the first optimizer step; no checkpoint written.")
             return
-        self.refresh_last(trainer)
+        self._refresh_if_stale(trainer)
         run = trainer.log_dir or trainer.default_root_dir
         _say(
             trainer,
@@ -127,13 +142,24 @@ class RunCheckpoint(ModelCheckpoint):
             f"{self.last_model_path}. Resume with: effnet fit --config {run}/config.yaml --ckpt_path {run}",
         )
 
-    def refresh_last(self, trainer: pl.Trainer) -> None:
-        """Write last.ckpt now, without counting it as this step's save (the top-k save may still follow)."""
+    def _refresh_if_stale(self, trainer: pl.Trainer) -> None:
+        """Write last.ckpt if it does not hold the current step yet (only while fitting, never in a sanity check).
+
+        Not counted as this step's save, so a best-k save at the same step still happens."""
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+        if not fitting or trainer.global_step == self._step_of_last_refresh:
+            return
         saved_step = self._last_global_step_saved
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         self._last_global_step_saved = saved_step
         self._step_of_last_refresh = trainer.global_step
         self._time_of_last_refresh = time.monotonic()
+
+    def _note_parent_save(self, trainer: pl.Trainer) -> None:
+        """ModelCheckpoint itself just wrote last.ckpt at this step (after a best-k save)."""
+        if self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved == self.last_model_path:
+            self._step_of_last_refresh = trainer.global_step
+            self._time_of_last_refresh = time.monotonic()
 
 
 def _say(trainer: pl.Trainer, message: str) -> None:

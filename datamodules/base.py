@@ -138,8 +138,9 @@ class ImageDataModule(LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             worker_init_fn=seed_worker_transform,
-            # workers' base seed from its own generator: a new iterator leaves the global RNG (dropout) alone
-            generator=torch.Generator().manual_seed(sampler.seed) if train else None,
+            # workers' base seed from the loader's own generator: creating an iterator (once, or every epoch
+            # without persistent workers) then leaves the global RNG that dropout draws from untouched
+            generator=torch.Generator().manual_seed(sampler.seed if train else 0),
         )
 
     def state_dict(self) -> dict[str, Any]:
