@@ -22,7 +22,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from .resumable import KeyedDataset, ResumableSampler, TrainPosition, train_sampler
+from .resumable import KeyedDataset, ResumableSampler, TrainPosition, silence_lightning_resume_warning, train_sampler
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -152,6 +152,7 @@ class ImageDataModule(LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "train_position" in state_dict:
             self._resume_position = TrainPosition.from_dict(state_dict["train_position"])
+            silence_lightning_resume_warning()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch

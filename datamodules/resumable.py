@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -106,6 +107,12 @@ def epoch_order(length: int, seed: int, epoch: int, total_size: int) -> list[int
     generator = torch.Generator().manual_seed(seed + epoch)  # DistributedSampler's seeding
     order = torch.randperm(length, generator=generator).tolist()
     return (order * math.ceil(total_size / length))[:total_size]
+
+
+def silence_lightning_resume_warning() -> None:
+    """Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself has a state_dict;
+    ours comes from the datamodule's checkpoint state instead, so the warning does not apply."""
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class KeyedDataset(Dataset):

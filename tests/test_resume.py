@@ -16,11 +16,12 @@ import pytest
 import torch
 from cifar_standin import checksum_constants, write_cifar10
 from effnet_lightning.callbacks import EMA, NonFiniteLoss, RNGState, RunCheckpoint
-from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
-from effnet_lightning.module import EfficientNetModule
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.datasets import CIFAR10
+
+from effnet_lightning.checkpoint_io import AtomicCheckpointIO
+from effnet_lightning.module import EfficientNetModule
 
 STEPS_PER_EPOCH = 5  # 100 training images (600 stand-ins, 500 held out) / batch 20
 EPOCHS = 2
@@ -100,7 +101,7 @@ def straight(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 def assert_same_weights(resumed: tuple[dict, dict], straight: tuple[dict, dict]) -> None:
-    for got, want in zip(resumed, straight):
+    for got, want in zip(resumed, straight, strict=True):
         assert got.keys() == want.keys()
         worst = max((got[k].double() - want[k].double()).abs().max().item() for k in want)
         assert worst <= TOLERANCE, f"max abs weight difference {worst:.3g}"
