@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,17 @@ class EffnetCLI(LightningCLI):
             self.resume_run = run if subcommand == "fit" else None
         if config is not None and "weights_only" in config and config.weights_only is None:
             config.weights_only = True
-        super()._parse_ckpt_path()
+        try:
+            super()._parse_ckpt_path()  # reads the model hyperparameters, always weights-only
+        except pickle.UnpicklingError as err:
+            if config.get("weights_only") is False:
+                return  # trusted by the user: the Trainer loads it with weights_only=False
+            reason = re.search(r"WeightsUnpickler error: ([^.\n]*)", str(err))
+            raise ValueError(
+                f"{config.ckpt_path} holds Python objects that weights-only loading refuses to unpickle "
+                f"({reason.group(1) if reason else 'not a plain checkpoint'}); such a file can run code when "
+                "loaded. Pass --weights_only false only if you trust where it came from."
+            ) from err
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)
