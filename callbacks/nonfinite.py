@@ -7,7 +7,9 @@ after backward), so:
   good update; nothing is saved, `last.ckpt` stays the last good checkpoint, and `effnet` exits with code 3.
 - `action: skip` drops the gradients of that step: the optimizer skips every parameter without a gradient, so
   weights, momentum and weight decay stay exactly as they were (the step still counts for the LR schedule).
-  Skipped steps are counted in `train/skipped_steps`.
+  The BatchNorm running statistics that the bad forward pass updated (possibly with NaN) are restored from a
+  copy taken before it (buffers only: a few hundred kB even for B7). Skipped steps are logged as
+  `train/skipped_steps`.
 
 The check costs one host-device sync per optimizer step (the loss is a device scalar); under DDP the verdict is
 reduced over the ranks, so all ranks stop or skip together.
@@ -39,6 +41,17 @@ class NonFiniteLoss(Callback):
         self.action = action
         self.skipped_steps = 0
         self._finite: torch.Tensor | None = None  # device bool: every loss since the last step was finite
+        self._buffers: list[torch.Tensor] = []  # skip: the module's buffers before this update's forward passes
+
+    @override
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+        if self.action != "skip" or self._finite is not None:  # not the first micro-batch of an update
+            return
+        buffers = list(pl_module.buffers())
+        if [b.shape for b in buffers] != [b.shape for b in self._buffers]:
+            self._buffers = [b.detach().clone() for b in buffers]
+        elif buffers:
+            torch._foreach_copy_(self._buffers, buffers)
 
     @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
@@ -66,6 +79,8 @@ class NonFiniteLoss(Callback):
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 parameter.grad = None  # torch optimizers leave parameters without gradients untouched
+        if self._buffers:
+            torch._foreach_copy_(list(pl_module.buffers()), self._buffers)
         self.skipped_steps += 1
         rank_zero_warn(f"Skipped the update at {where}: the training loss is not finite.")
         pl_module.log("train/skipped_steps", float(self.skipped_steps), rank_zero_only=True)
