@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .randaugment import RandAugment, parse_randaugment
+from .resumable import KeyedDataset, ResumableSampler, TrainPosition, silence_lightning_resume_warning, train_sampler
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -80,6 +81,8 @@ class ImageDataModule(LightningDataModule):
             parse_randaugment(randaugment)  # a malformed string fails here, before any data is read
         # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
         # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
+        self._train_sampler: ResumableSampler | None = None
+        self._resume_position: TrainPosition | None = None  # from a checkpoint, for the next training loader
 
     # ---- what a subclass provides --------------------------------------------------------------------------
     def train_dataset(self) -> Dataset:
@@ -132,17 +135,37 @@ class ImageDataModule(LightningDataModule):
         return self._loader(self.test_set, train=False)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        # A plain DataLoader: under DDP Lightning re-creates it with a DistributedSampler in place of shuffle.
+        # Training resumes exactly (order, position and augmentations from seed, epoch and index; see
+        # resumable.py); its sampler is a DistributedSampler, so under DDP Lightning keeps it. Evaluation
+        # loaders are plain: under DDP Lightning re-creates them with a DistributedSampler.
+        sampler = None
+        if train:
+            sampler = self._train_sampler = train_sampler(dataset, self.trainer, self._resume_position)
+            self._resume_position = None
         return DataLoader(
-            dataset,
+            KeyedDataset(dataset) if train else dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=sampler,
             drop_last=train,  # equal-sized steps on every rank; a 1-image batch would also upset BatchNorm
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             worker_init_fn=seed_worker_transform,
+            # workers' base seed from the loader's own generator: creating an iterator (once, or every epoch
+            # without persistent workers) then leaves the global RNG that dropout draws from untouched
+            generator=torch.Generator().manual_seed(sampler.seed if train else 0),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: the training data position, so that resuming continues the same epoch."""
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        return {"train_position": self._train_sampler.position(self.trainer, self.batch_size).to_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "train_position" in state_dict:
+            self._resume_position = TrainPosition.from_dict(state_dict["train_position"])
+            silence_lightning_resume_warning()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch

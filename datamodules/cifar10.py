@@ -8,6 +8,8 @@ User files are never deleted or overwritten: a corrupt batch file or archive is 
 
 from __future__ import annotations
 
+import sys
+import tarfile
 import urllib.error
 from functools import cached_property
 from pathlib import Path
@@ -76,8 +78,18 @@ class CIFAR10DataModule(ImageDataModule):
         archive = Path(self.data_dir) / CIFAR10.filename
         if archive.exists() and not check_integrity(archive, CIFAR10.tgz_md5):
             raise _corrupt_error([archive], "Delete it and run again to download a fresh copy.")
+        if not hasattr(tarfile, "data_filter"):  # torchvision extracts safely only with PEP 706's filter
+            raise RuntimeError(
+                f"This Python ({sys.version.split()[0]}) cannot extract archives safely (tarfile's data filter, "
+                f"Python >= 3.10.12 or 3.11.4); upgrade Python or extract {CIFAR10.filename} into {self.data_dir}."
+            )
         try:  # with a valid archive in data_dir torchvision only extracts it: no network
             CIFAR10(self.data_dir, train=False, download=True)
+        except tarfile.TarError as err:  # filter="data": a member that would land outside data_dir, a link, ...
+            raise OSError(
+                f"Refused to extract {archive}: {err}. It is not the official CIFAR-10 archive; delete it and "
+                "download again. Nothing was written outside the data directory."
+            ) from err
         except (urllib.error.URLError, OSError, RuntimeError) as err:
             raise ConnectionError(
                 f"Could not download CIFAR-10 from {CIFAR10.url} ({err}). Download it elsewhere and "

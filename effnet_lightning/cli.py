@@ -25,6 +25,9 @@ run 'effnet <command> --help' for a command's options"""
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 USER_ERRORS = (ValueError, OSError)  # raised with a sentence that says what to do (missing data, corrupt file, ...)
+# Exit codes: 0 done, 1 crash (traceback), 2 user error (one line), and two stops a scheduler should tell apart:
+EXIT_NONFINITE = 3  # the loss became NaN/inf; stopped before that update, last.ckpt is the last good state
+EXIT_PREEMPTED = 75  # SIGTERM: last.ckpt saved at the step reached; rerun with --ckpt_path (sysexits EX_TEMPFAIL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_lightning(argv: list[str]) -> int:
     """LightningCLI, with user errors (missing data, impossible numbers) as one line and exit code 2."""
     from jsonargparse import ArgumentError
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
     from effnet_lightning.plugins import load_and_report
     from effnet_lightning.training_cli import EffnetCLI
 
@@ -68,6 +73,11 @@ def run_lightning(argv: list[str]) -> int:
             raise
         print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:
+        print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
+        return EXIT_NONFINITE
+    except SIGTERMException:  # Lightning stopped at a batch boundary; RunCheckpoint saved and said how to resume
+        return EXIT_PREEMPTED
     return 0
 
 

@@ -1,0 +1,78 @@
+"""Untrusted files: checkpoints load weights-only, archives cannot write outside the data directory."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.datasets import CIFAR10
+
+from effnet_lightning.cli import main
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+
+
+class OpensAFile:
+    """Unpickling this creates `path`: what a malicious checkpoint or pickle would do, harmlessly."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def tiny_config(path: Path, data_dir: Path, runs: Path) -> Path:
+    path.write_text(
+        f"""
+trainer: {{accelerator: cpu, max_epochs: 1, default_root_dir: {runs}, enable_progress_bar: false}}
+model: {{phi: -4, resolution: 32}}
+data:
+  class_path: CIFAR10DataModule
+  init_args: {{data_dir: {data_dir}, val_size: 100, batch_size: 50, num_workers: 0}}
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize("where", ["hyper_parameters", "state_dict"])
+def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, capsys, monkeypatch, where):
+    monkeypatch.setattr(sys, "argv", ["effnet"])
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    payload = {"state_dict": {}, "hyper_parameters": {"phi": -4}}
+    payload[where] = {"x": OpensAFile(marker)}
+    torch.save(payload, evil)
+    config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
+    assert main(["fit", "--config", str(config), "--ckpt_path", str(evil)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"effnet fit: error: {evil} holds Python objects that weights-only loading refuses")
+    assert "--weights_only false only if you trust" in error and "\n" not in error
+    assert not marker.exists()
+
+
+def malicious_cifar_archive(folder: Path) -> bytes:
+    """A .tar.gz with a member '../evil' next to the real-looking folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in [("cifar-10-batches-py/readme.html", b"hello"), ("../evil", b"outside")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def test_archive_member_cannot_escape_the_data_directory(tmp_path, monkeypatch):
+    data_dir = tmp_path / "data" / "cifar10"
+    data_dir.mkdir(parents=True)
+    archive = malicious_cifar_archive(data_dir)
+    (data_dir / CIFAR10.filename).write_bytes(archive)
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive).hexdigest())  # as if the mirror were hostile
+    with pytest.raises(OSError, match=r"Refused to extract .*cifar-10-python.tar.gz.*outside the destination"):
+        CIFAR10DataModule(str(data_dir), download=True).prepare_data()
+    assert not (data_dir.parent / "evil").exists() and not (tmp_path / "evil").exists()
