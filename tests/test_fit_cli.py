@@ -98,13 +98,14 @@ def test_predict_writes_probabilities(trained):
     torch.testing.assert_close(probabilities.sum(1), torch.ones(200))
 
 
-def test_resume_continues_at_the_saved_step(trained):
-    ckpt = trained["run"] / "checkpoints" / "last.ckpt"
-    runs = trained["root"] / "runs_resume"
-    out = effnet("fit", *debug_args(trained["data"], runs, "--trainer.max_epochs=5"), f"--ckpt_path={ckpt}",
+def test_resume_continues_at_the_saved_step_in_the_same_run(trained):
+    run = trained["run"]
+    runs = trained["root"] / "runs"
+    out = effnet("fit", *debug_args(trained["data"], runs, "--trainer.max_epochs=5"), f"--ckpt_path={run}",
                  env=trained["env"], cwd=trained["root"])  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    resumed = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]  # the resumed run keeps its folder
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert (resumed["epoch"], resumed["global_step"]) == (4, 5 * STEPS_PER_EPOCH)
 
 
