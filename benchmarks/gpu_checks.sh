@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Issue 13 in one call on the lent GPU machine: install, `pytest -m gpu` (steps 1-4), the throughput benchmark
+# (step 5). Everything lands in $OUT (the device tool brings it back; at most 8 files). See docs/gpu.md.
+#
+# Here, once:   bash benchmarks/build_wheelhouse.sh        (writes .whl/, git-ignored through info/exclude)
+# Device call:  command "bash benchmarks/gpu_checks.sh", carry [".whl"], timeout_s 600
+#
+# Each stage has its own time limit, so a stage that hangs still leaves the others' results; about 8.5 minutes
+# in all. Environment knobs: TESTS_TIMEOUT (s, default 300), BENCH_TIMEOUT (s, default 180), BENCH_ARGS (extra
+# benchmark options, e.g. "--variants b0,b1"), COMPILE=1 (also torch.compile'd rows; minutes per variant).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+PY=${PY:-python3}  # the device image's Python 3.12, which holds torch
+# -P (Python >= 3.11) below: the repository root is not put on sys.path, so `import effnet_lightning` finds the
+# installed package (with its datamodules/ and callbacks/ subpackages), not the bare folder in the checkout.
+say() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/summary.txt"; }
+
+say "environment"
+{
+  date -u
+  nvidia-smi || true
+  $PY -c "import sys, torch; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name() if torch.cuda.is_available() else 'NO CUDA')"
+  $PY -m pip list 2>/dev/null | grep -iE '^(torch|torchvision|lightning|pytorch-lightning|timm|torchmetrics|numpy|setuptools|opencv|tensorboard|rich|pytest) '
+} >"$OUT/env.txt" 2>&1
+tail -n 12 "$OUT/env.txt"
+
+say "install: carried wheels into /tmp/site, the project with pip install --no-deps -e ."
+ls .whl/*.whl >/dev/null 2>&1 || { say "no .whl/ here: run benchmarks/build_wheelhouse.sh and carry .whl"; exit 2; }
+{
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} &&
+    if ! $PY -m pip install -q --no-index --no-deps --no-build-isolation -e .; then
+      # Fallback when the image's setuptools cannot build an editable install: the same package layout
+      # (datamodules/ and callbacks/ as effnet_lightning subpackages, pyproject's package-dir) through links.
+      echo "editable install failed; linking the package into /tmp/shim instead"
+      mkdir -p /tmp/shim/bin && cp -rs "$PWD/effnet_lightning" /tmp/shim/ &&
+        ln -sfn "$PWD/datamodules" /tmp/shim/effnet_lightning/datamodules &&
+        ln -sfn "$PWD/callbacks" /tmp/shim/effnet_lightning/callbacks &&
+        printf '#!/bin/sh\nexec %s -P -m effnet_lightning.cli "$@"\n' "$(command -v $PY)" >/tmp/shim/bin/effnet &&
+        chmod +x /tmp/shim/bin/effnet && export PYTHONPATH=/tmp/shim:$PYTHONPATH PATH=/tmp/shim/bin:$PATH
+    fi
+} >"$OUT/install.log" 2>&1
+$PY -P -c "import albumentations, jsonargparse, docstring_parser, typeshed_client, effnet_lightning.cli
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule; print('imports ok')" >>"$OUT/install.log" 2>&1 ||
+  { tail -n 30 "$OUT/install.log"; say "install failed (install.log)"; exit 2; }
+command -v effnet >>"$OUT/install.log" 2>&1 || say "no effnet console script on PATH: the DDP test will fail"
+tail -n 3 "$OUT/install.log"
+
+say "pytest -m gpu (issue 13 steps 1-4)"
+EFFNET_GPU_REPORT="$OUT/gpu_report.jsonl" timeout -k 10 "${TESTS_TIMEOUT:-300}" \
+  $PY -P -m pytest -m gpu tests/test_gpu.py -v -rA -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
+  >"$OUT/gpu_tests.log" 2>&1
+say "pytest exit $?"
+grep -E '^(PASSED|FAILED|ERROR|SKIPPED)|^=+ .*(passed|failed|error)' "$OUT/gpu_tests.log" | tail -n 15
+cat "$OUT/gpu_report.jsonl" 2>/dev/null
+
+say "throughput benchmark (issue 13 step 5)"
+timeout -k 10 "${BENCH_TIMEOUT:-180}" $PY benchmarks/gpu_throughput.py ${COMPILE:+--compile} ${BENCH_ARGS:-} \
+  >"$OUT/throughput.csv" 2>"$OUT/throughput.log"
+say "benchmark exit $? ($(($(wc -l <"$OUT/throughput.csv") - 1)) rows)"
+cat "$OUT/throughput.csv"
+grep '^#' "$OUT/throughput.log"
