@@ -7,10 +7,11 @@
 #
 # Each stage has its own time limit, so a stage that hangs still leaves the others' results; about 8.5 minutes
 # in all. Environment knobs: TESTS_TIMEOUT (s, default 300), BENCH_TIMEOUT (s, default 180), BENCH_ARGS (extra
-# benchmark options, e.g. "--variants b0,b1"), COMPILE=1 (also torch.compile'd rows; minutes per variant).
+# benchmark options, e.g. "--variants b0,b1"), COMPILE=1 (also torch.compile'd rows; minutes per variant),
+# SKIP_INSTALL=1 with PY="uv run python" on a GPU machine that has the project's environment already.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu_out}
+OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 PY=${PY:-python3}  # the device image's Python 3.12, which holds torch
@@ -28,6 +29,9 @@ say "environment"
 } >"$OUT/env.txt" 2>&1
 tail -n 12 "$OUT/env.txt"
 
+if [ -n "${SKIP_INSTALL:-}" ]; then
+  say "install skipped (SKIP_INSTALL): using $PY as it is"
+else
 say "install: carried wheels into /tmp/site, the project with pip install --no-deps -e ."
 ls .whl/*.whl >/dev/null 2>&1 || { say "no .whl/ here: run benchmarks/build_wheelhouse.sh and carry .whl"; exit 2; }
 {
@@ -49,6 +53,7 @@ from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule; print('impor
   { tail -n 30 "$OUT/install.log"; say "install failed (install.log)"; exit 2; }
 command -v effnet >>"$OUT/install.log" 2>&1 || say "no effnet console script on PATH: the DDP test will fail"
 tail -n 3 "$OUT/install.log"
+fi
 
 say "pytest -m gpu (issue 13 steps 1-4)"
 EFFNET_GPU_REPORT="$OUT/gpu_report.jsonl" timeout -k 10 "${TESTS_TIMEOUT:-300}" \
