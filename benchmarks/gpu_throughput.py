@@ -179,15 +179,6 @@ def framework(args, variant: str, resolution: int, batch: int, channels_last: bo
     return {**summary(step_seconds(marks, args.warmup), batch), "params": params}
 
 
-def measure(fn, device: torch.device, *fn_args) -> dict:
-    reset_peak(device)
-    try:
-        row = fn(*fn_args)
-    except torch.cuda.OutOfMemoryError:
-        row = {"note": "OOM"}
-    return {**row, "peak_mem_gib": peak_gib(device)} if "img_s_median" in row else row
-
-
 def environment(args) -> list[str]:
     lines = [f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
              f"command: {shlex.join([sys.executable, *sys.argv])}",
@@ -233,49 +224,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measure_pair(args, device: torch.device, variant: str, memory_format: str, compiled: bool) -> dict[str, dict]:
+    """One CSV row per path for one (variant, memory format, eager/compiled) setting; `ratio` on the framework's."""
+    batch, resolution = args.batches[variant], args.resolution or NATIVE[variant][0]
+    fn_args = (args, variant, resolution, batch, memory_format == "channels_last", compiled)
+    rows = {}
+    for path in args.paths.split(","):
+        if path == "framework" and compiled and not args.framework_compile:
+            rows[path] = {"note": "no --framework-compile options given"}
+            continue
+        reset_peak(device)
+        try:
+            row = (framework if path == "framework" else bare_loop)(*fn_args)
+        except torch.cuda.OutOfMemoryError:
+            row = {"note": "OOM"}
+        rows[path] = {**row, "peak_mem_gib": peak_gib(device)} if "img_s_median" in row else row
+    if "img_s_median" in rows.get("framework", {}) and "img_s_median" in rows.get("bare", {}):
+        rows["framework"]["ratio"] = rows["bare"]["img_s_median"] / rows["framework"]["img_s_median"]
+    fixed = {"variant": variant, "resolution": resolution, "batch": batch, "precision": args.precision,
+             "memory_format": memory_format, "mode": "compiled" if compiled else "eager"}  # fmt: skip
+    return {path: {**fixed, "path": path, **{k: round4(v) for k, v in row.items()}} for path, row in rows.items()}
+
+
+def round4(value):
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
     print("\n".join(f"# {line}" for line in environment(args)), file=sys.stderr, flush=True)
     variants = [v.strip() for v in args.variants.split(",")]
-    batches = {v: args.batch_size or (GPU_BATCH[v] if args.device == "cuda" else CPU_BATCH) for v in variants}
+    args.batches = {v: args.batch_size or (GPU_BATCH[v] if args.device == "cuda" else CPU_BATCH) for v in variants}
     with contextlib.ExitStack() as stack:
         if args.workdir is None:
             args.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_throughput_")))
         args.data = args.workdir / "cifar10"
-        # enough stand-ins for the largest batch: (warm-up + timed + 1) steps, plus the held-out images
-        needed = (max(batches.values()) * (args.steps + 40 + 1) + VAL_SIZE) // NUM_CLASSES + 1
+        # enough stand-ins for the largest batch over (warm-up + timed + 1) steps, plus the held-out images
+        steps = args.steps + (args.warmup if args.warmup is not None else 20) + 1
+        needed = (max(args.batches.values()) * steps + VAL_SIZE) // NUM_CLASSES + 1
         for name, value in checksum_constants(write_cifar10(args.data, train_per_class=needed)).items():
             setattr(CIFAR10, name, value)  # torchvision accepts the stand-ins (their md5s)
         writer = csv.DictWriter(sys.stdout, COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for compiled in [False, True] if args.compile else [False]:
-            warmup = args.warmup if args.warmup is not None else (1 if args.device == "cpu" else 20 if compiled else 10)
-            for variant in variants:
-                resolution = args.resolution or NATIVE[variant][0]
+            default_warmup = 1 if args.device == "cpu" else 20 if compiled else 10
+            warmup = default_warmup if args.warmup is None else args.warmup
+            run_args = argparse.Namespace(**{**vars(args), "warmup": warmup})
+            for variant in variants:  # B0 first: a run cut off by a time limit still has the smaller models
                 for memory_format in args.memory_formats.split(","):
-                    channels_last = memory_format == "channels_last"
-                    fn_args = (argparse.Namespace(**{**vars(args), "warmup": warmup}), variant, resolution,
-                               batches[variant], channels_last, compiled)  # fmt: skip
-                    rows = {}
-                    for path in args.paths.split(","):
-                        if path == "framework" and compiled and not args.framework_compile:
-                            rows[path] = {"note": "no --framework-compile options given"}
-                            continue
-                        rows[path] = measure(framework if path == "framework" else bare_loop, device, *fn_args)
-                    if "img_s_median" in rows.get("framework", {}) and "img_s_median" in rows.get("bare", {}):
-                        rows["framework"]["ratio"] = rows["bare"]["img_s_median"] / rows["framework"]["img_s_median"]
-                    for path, row in rows.items():
-                        fixed = {"variant": variant, "resolution": resolution, "batch": batches[variant],
-                                 "precision": args.precision, "memory_format": memory_format,
-                                 "mode": "compiled" if compiled else "eager", "path": path}  # fmt: skip
-                        writer.writerow({**fixed, **{k: round4(v) for k, v in row.items()}})
-                        sys.stdout.flush()
+                    writer.writerows(measure_pair(run_args, device, variant, memory_format, compiled).values())
+                    sys.stdout.flush()
     return 0
-
-
-def round4(value):
-    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 if __name__ == "__main__":
