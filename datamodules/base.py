@@ -10,7 +10,6 @@ normalizes it.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +17,10 @@ import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import LightningDataModule
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableSampler, TrainPosition, silence_lightning_resume_warning, train_sampler
@@ -150,7 +148,6 @@ class ImageDataModule(LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
-            worker_init_fn=seed_worker_transform,
             # workers' base seed from the loader's own generator: creating an iterator (once, or every epoch
             # without persistent workers) then leaves the global RNG that dropout draws from untouched
             generator=torch.Generator().manual_seed(sampler.seed if train else 0),
@@ -213,20 +210,3 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         return self.images[index], self.labels[index]
-
-
-def seed_worker_transform(worker_id: int) -> None:
-    """Give every loader worker, epoch and rank its own augmentation stream.
-
-    An albumentations Compose owns its RNG, so forked workers would all copy the parent's state: every
-    worker would repeat the same crops and, without persistent workers, so would every epoch (tested).
-    torch.initial_seed() in a worker is a fresh base seed per epoch + worker_id (reproducible under
-    seed_everything); the rank is mixed in. One stream is shared by the whole pipeline: albumentations'
-    `set_random_seed` would give each child transform its own generator with the same seed, so their draws
-    would coincide (the flip would follow the crop's first draw; albumentations 2.0.8, tested).
-    """
-    dataset = get_worker_info().dataset
-    transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "set_random_state"):
-        seed = int(np.random.SeedSequence([torch.initial_seed(), rank_zero_only.rank]).generate_state(1)[0])
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
