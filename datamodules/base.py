@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .randaugment import RandAugment, parse_randaugment
-from .resumable import KeyedDataset, ResumableSampler, TrainPosition, silence_lightning_resume_warning, train_sampler
+from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -46,6 +46,7 @@ class ImageDataModule(LightningDataModule):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
         randaugment: str | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -58,6 +59,8 @@ class ImageDataModule(LightningDataModule):
             mean, std: per-channel normalization on the 0-1 scale; default: the dataset's own statistics.
             randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
                 "rand-m9-mstd0.5" (see randaugment.py); None: off.
+            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
+                links the run's `seed_everything` into it; None: 0.
         """
         super().__init__()
         if resolution <= 0:
@@ -79,8 +82,7 @@ class ImageDataModule(LightningDataModule):
             parse_randaugment(randaugment)  # a malformed string fails here, before any data is read
         # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
         # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
-        self._train_sampler: ResumableSampler | None = None
-        self._resume_position: TrainPosition | None = None  # from a checkpoint, for the next training loader
+        self.seed = 0 if seed is None else seed
 
     # ---- what a subclass provides --------------------------------------------------------------------------
     def train_dataset(self) -> Dataset:
@@ -136,11 +138,15 @@ class ImageDataModule(LightningDataModule):
         # Training resumes exactly (order, position and augmentations from seed, epoch and index; see
         # resumable.py); its sampler is a DistributedSampler, so under DDP Lightning keeps it. Evaluation
         # loaders are plain: under DDP Lightning re-creates them with a DistributedSampler.
+        loader = ResumableLoader if train else DataLoader
         sampler = None
         if train:
-            sampler = self._train_sampler = train_sampler(dataset, self.trainer, self._resume_position)
-            self._resume_position = None
-        return DataLoader(
+            trainer = self.trainer  # None for a datamodule used on its own (tests, notebooks)
+            replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+            sampler = ResumableSampler(dataset, replicas, rank, self.seed)
+            if trainer is not None:
+                sampler.set_epoch(trainer.current_epoch)  # also for a loader re-made mid-fit (reload_dataloaders_*)
+        return loader(
             KeyedDataset(dataset) if train else dataset,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -150,19 +156,8 @@ class ImageDataModule(LightningDataModule):
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             # workers' base seed from the loader's own generator: creating an iterator (once, or every epoch
             # without persistent workers) then leaves the global RNG that dropout draws from untouched
-            generator=torch.Generator().manual_seed(sampler.seed if train else 0),
+            generator=torch.Generator().manual_seed(self.seed if train else 0),
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints: the training data position, so that resuming continues the same epoch."""
-        if self._train_sampler is None or self.trainer is None:
-            return {}
-        return {"train_position": self._train_sampler.position(self.trainer, self.batch_size).to_dict()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "train_position" in state_dict:
-            self._resume_position = TrainPosition.from_dict(state_dict["train_position"])
-            silence_lightning_resume_warning()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch

@@ -63,6 +63,7 @@ class ImageFolderDataModule(ImageDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -79,7 +80,7 @@ class ImageFolderDataModule(ImageDataModule):
             Other args: see ImageDataModule.
         """
         super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment
+            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment, seed
         )
         if val_fraction is not None and not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")

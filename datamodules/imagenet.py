@@ -46,6 +46,7 @@ class ImageNetDataModule(ImageFolderDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -68,6 +69,7 @@ class ImageNetDataModule(ImageFolderDataModule):
             persistent_workers=persistent_workers,
             mean=mean,
             std=std,
+            seed=seed,
         )
 
     def layout_help(self) -> str:

@@ -79,6 +79,16 @@ class EffnetCLI(LightningCLI):
                 "loaded. Pass --weights_only false only if you trust where it came from."
             ) from err
 
+    def before_instantiate_classes(self) -> None:
+        """The run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
+        augmentations, for a datamodule with a `seed` argument left at None."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        seed, data = config.get("seed_everything"), config.get("data")
+        init_args = data.get("init_args") if data is not None else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
+            if "seed" in init_args and init_args.seed is None:
+                init_args.seed = seed
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
