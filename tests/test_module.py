@@ -48,7 +48,7 @@ def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
 
 @pytest.mark.parametrize("batch, accumulate, expected", [(16, 1, 0.001), (32, 4, 0.008)])
 def test_lr_is_per_256_images_of_the_global_batch(tmp_path, batch, accumulate, expected):
-    module = tiny(lr=0.016)
+    module = tiny(lr=0.016, lr_schedule="constant")
     trainer = fit(module, SeparableData(batch_size=batch), tmp_path, max_steps=1, accumulate_grad_batches=accumulate)
     (optimizer,) = trainer.optimizers
     assert isinstance(optimizer, RMSpropTF)
@@ -77,7 +77,9 @@ def test_other_optimizers(tmp_path, name, cls):
 
 def test_learns_and_logs_metric_names(tmp_path):
     pl.seed_everything(0)
-    module = tiny(lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0)
+    module = tiny(
+        lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0, lr_schedule="constant"
+    )
     data = SeparableData()
     trainer = fit(module, data, tmp_path, max_epochs=6)
     metrics = trainer.callback_metrics
