@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from timm.optim import create_optimizer_v2
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning import scaling as sc
@@ -85,12 +86,23 @@ class EfficientNetModule(pl.LightningModule):
                 "model.warmup_epochs must be >= 0, decay_epochs > 0, decay_rate in (0, 1] and warmup_lr_factor in "
                 f"[0, 1]; got {warmup_epochs}, {decay_epochs}, {decay_rate}, {warmup_lr_factor}."
             )
-        top5 = min(5, num_classes)  # top-5 of fewer than five classes is always 100%; report top-k instead
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self.test_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_metrics = self.evaluation_metrics("val/")
+        self.test_metrics = self.evaluation_metrics("test/")
+
+    def evaluation_metrics(self, prefix: str) -> MetricCollection:
+        """Fresh metrics of one evaluation pass, updated with (logits, targets): the one definition of val/*,
+        test/* and, for the averaged weights, the EMA callback's val_ema/* and test_ema/*."""
+        num_classes = self.hparams.num_classes
+        top5 = min(5, num_classes)  # top-5 of fewer than five classes is always 100%; report top-k instead
+        return MetricCollection(
+            {
+                "loss": CrossEntropy(),
+                "acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+                "acc5": MulticlassAccuracy(num_classes, top_k=top5, average="micro"),
+            },
+            prefix=prefix,
+        )
 
     @property
     def scaling(self) -> sc.Scaling:
@@ -126,22 +138,17 @@ class EfficientNetModule(pl.LightningModule):
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
         return loss
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> None:
         images, targets = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, targets)  # plain CE: comparable across smoothing settings
-        acc1, acc5 = getattr(self, f"{stage}_acc1"), getattr(self, f"{stage}_acc5")
-        acc1(logits, targets)
-        acc5(logits, targets)
-        self.log(f"{stage}/loss", loss, sync_dist=True, prog_bar=stage == "val")
-        self.log(f"{stage}/acc1", acc1, prog_bar=stage == "val")
-        self.log(f"{stage}/acc5", acc5)
+        metrics.update(self(images), targets)
+        # Metric objects: Lightning computes (all ranks together) and resets them at the end of the epoch.
+        self.log_dict(metrics, prog_bar=metrics is self.val_metrics)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, self.test_metrics)
 
     def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Class probabilities, (B, num_classes)."""
@@ -193,6 +200,16 @@ class EfficientNetModule(pl.LightningModule):
         """Lightning calls this after each optimizer update; timm's schedulers take the time as `num_updates`.
         global_step updates are done, so this sets the LR of update number global_step."""
         scheduler.step_update(num_updates=epochs_done(self.global_step, updates_per_epoch(self.trainer)))
+
+
+class CrossEntropy(MeanMetric):
+    """Mean plain cross-entropy per sample, updated with (logits, targets): comparable across label smoothing."""
+
+    def __init__(self) -> None:
+        super().__init__(nan_strategy="disable")  # "disable": no NaN check, which would sync the device
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
 
 
 def resolution_of(

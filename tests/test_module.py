@@ -105,3 +105,15 @@ def test_channels_last_option(tmp_path):
     module = tiny(channels_last=True)
     fit(module, SeparableData(), tmp_path, max_steps=1)
     assert module.model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_ema_and_module_share_one_metric_definition(tmp_path):
+    """With decay 0 the averaged copy is the raw weights, so val_ema/* must equal val/* exactly."""
+    from effnet_lightning.callbacks import EMA
+
+    pl.seed_everything(0)
+    module = tiny(lr_schedule="constant", drop_path_rate=0.0)
+    trainer = fit(module, SeparableData(), tmp_path, max_epochs=1, limit_val_batches=2, callbacks=[EMA(0.0, False)])
+    metrics = trainer.callback_metrics
+    for name in ("loss", "acc1", "acc5"):
+        assert metrics[f"val_ema/{name}"].item() == pytest.approx(metrics[f"val/{name}"].item(), rel=1e-6), name
