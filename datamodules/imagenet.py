@@ -79,8 +79,8 @@ class ImageNetDataModule(ImageFolderDataModule):
             f"{val} holds the images of the official val archive without class folders; sort them with "
             f"'{SORT_VAL_COMMAND}' (Kaggle's labels) or torchvision's parse_val_archive (official devkit)."
             if flat
-            else "See the docstring of effnet_lightning/datamodules/imagenet.py to build val/ from the official "
-            "archive."
+            else "See the docstring of datamodules/imagenet.py (effnet_lightning.datamodules.imagenet) to build "
+            "val/ from the official archive."
         )
         return f"Expected ImageNet as <data_dir>/train/<wnid>/*.JPEG and val/<wnid>/*.JPEG. {advice}"
 

@@ -6,7 +6,7 @@
   variant/φ/multipliers, or `model.resolution` when given); `data.num_classes` into `model.num_classes` when
   the datamodule is built.
 - One run directory per run: runs/version_N/ holds config.yaml, checkpoints/ and the TensorBoard events.
-- Long runs survive being stopped (docs-snippets/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
+- Long runs survive being stopped (docs/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
   also every N steps / M minutes and on SIGTERM), `nonfinite:` stops or skips on a NaN loss, RNG states go
   into checkpoints, writes are atomic, and `--ckpt_path last` (or a run directory) resumes a run in its own
   folder (effnet_lightning/resume.py). Checkpoints load with weights_only=True unless `--weights_only false`.
