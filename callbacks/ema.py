@@ -1,44 +1,43 @@
-"""EMA of the weights as in the EfficientNet recipe, built on Lightning's `WeightAveraging`.
+"""EMA of the weights as in the EfficientNet recipe: a callback that owns its averaged copy of the module.
 
 The paper (arXiv 1905.11946, sec. 5.2) evaluates an exponential moving average of the weights, decay
 0.9999. The official code (tensorflow/tpu efficientnet/main.py) uses `tf.train.ExponentialMovingAverage(
 decay, num_updates=global_step)` over the trainable variables *and* the BN moving statistics: the decay warms
 up as min(decay, (1 + n) / (10 + n)) and the shadow copy starts at the initial weights.
 
-What this adds to Lightning 2.6's `WeightAveraging` / `EMAWeightAveraging`:
+What this does that Lightning 2.6's `WeightAveraging` / `EMAWeightAveraging` does not:
 - the TF decay warm-up, from `trainer.global_step`, so resuming needs no extra state;
 - one `torch._foreach_lerp_` over all floating tensors (parameters and BN buffers) and one `_foreach_copy_`
   for integer buffers (`num_batches_tracked`), the decay a Python float: no Python loop per tensor and no
-  host-device sync. (`AveragedModel.update_parameters` evaluates `bool(n_averaged == 0)` on the device each
-  step and the stock `EMAWeightAveraging` passes a per-tensor `avg_fn`; `get_ema_multi_avg_fn` would lerp
-  integer buffers through float and truncate them.)
+  host-device sync (0.6% of a step, against 6% for `EMAWeightAveraging`'s per-tensor `avg_fn`);
 - validation of both weights: the module keeps its raw weights (and logs `val/*` itself); this callback runs
-  the averaged copy on the same batches and logs `val_ema/loss`, `val_ema/acc1`, `val_ema/acc5` (and
-  `test_ema/*`). The base class would swap the averaged weights in for validation and at the end of
-  training; we keep the raw weights in the module throughout, so `val/*` always means raw and `val_ema/*` EMA.
+  the averaged copy on the same batches through the module's own metric definitions
+  (`pl_module.evaluation_metrics(prefix)`) and logs `val_ema/loss`, `val_ema/acc1`, `val_ema/acc5` (and
+  `test_ema/*`).
+It is a plain Callback, not a `WeightAveraging` subclass: that base swaps the averaged weights into the module
+for validation and at the end of training, which is the opposite of what we want, and is built around
+`AveragedModel`'s per-tensor update.
 
-Checkpoints keep Lightning's layout: `state_dict` holds the EMA weights (so a plain `load_from_checkpoint` or
-a timm export gets the EMA model), `current_model_state` the raw weights, `averaging_state` the `n_averaged`
-counter, and `callbacks["EMA"]` the step of the last update. Resuming restores both exactly.
+Checkpoints keep the layout of Lightning's `WeightAveraging`: `state_dict` holds the EMA weights (so a plain
+`load_from_checkpoint` or a timm export gets the EMA model), `current_model_state` the raw weights and
+`averaging_state` the number of updates. Resuming restores both exactly.
 """
 
+import copy
 import pickle
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
-from torchmetrics.aggregation import MeanMetric
+from torchmetrics import MetricCollection
 from typing_extensions import override
 
 Which = Literal["ema", "raw"]
-TOP_K = (1, 5)  # acc1, acc5 as in the paper's ImageNet tables
 
 
 def tf_ema_decay(num_updates: int, decay: float = 0.9999, warmup: bool = True) -> float:
@@ -91,12 +90,13 @@ def ema_update_(pairs: TensorPairs, decay: float) -> None:
         torch._foreach_copy_(pairs.copy_average, pairs.copy_current)
 
 
-class EMA(WeightAveraging):
+class EMA(Callback):
     """EMA of weights and BN statistics with TF's decay warm-up; validates raw and EMA weights side by side.
 
-    Cooperation with the LightningModule: batches are `(images, targets)` at `on_*_batch_end` and the module's
-    `forward(images)` returns logits (the averaged copy is a deepcopy of the whole module, so it runs the same
-    forward). Monitor `val_ema/acc1` (mode max) in `ModelCheckpoint` to select on the EMA weights.
+    Cooperation with the LightningModule: batches are `(images, targets)` at `on_*_batch_end`, the module's
+    `forward(images)` returns logits, and `evaluation_metrics(prefix)` returns a fresh `MetricCollection` of
+    the metrics `val/*` uses, updated with `(logits, targets)`. The averaged copy is a deepcopy of the whole
+    module, so it runs the same forward. Monitor `val_ema/acc1` (mode max) to select on the EMA weights.
 
     `predict_weights` picks the weights `trainer.predict(ckpt_path=...)` runs with; `validate`/`test` from a
     checkpoint report both (`val/*` raw from the module, `val_ema/*` EMA from here). Outside the Trainer use
@@ -114,26 +114,38 @@ class EMA(WeightAveraging):
             raise ValueError(f"EMA decay must be in [0, 1], got {decay}.")
         if predict_weights not in ("ema", "raw"):
             raise ValueError(f"predict_weights must be 'ema' or 'raw', got {predict_weights!r}.")
-        # device=None: the averaged copy lives on the training device (pl_module.device at setup).
-        super().__init__(device=None, use_buffers=use_buffers)
         self.decay = decay
         self.warmup = warmup
+        self.use_buffers = use_buffers
         self.predict_weights = predict_weights
+        self.averaged: pl.LightningModule | None = None  # the averaged copy, on the training device
+        self.num_updates = 0  # EMA updates so far (saved as averaging_state)
+        self._last_step = 0  # global_step of the last update: one update per optimizer step
         self._pairs: TensorPairs | None = None
-        self._metrics: dict[str, nn.ModuleDict] = {}
+        self._loaded: dict[str, Tensor] | None = None  # EMA weights from a checkpoint, for the copy to come
+        self._metrics: dict[str, MetricCollection] = {}
 
-    @property
-    def average_model(self) -> AveragedModel | None:
-        """The `AveragedModel`; `.module` is the averaged copy of the LightningModule."""
-        return self._average_model
+    def _make_averaged(self, pl_module: "pl.LightningModule") -> None:
+        """The averaged copy: of the module as it is now (after the strategy placed it), or of a checkpoint's EMA."""
+        if self.averaged is None:
+            self.averaged = copy.deepcopy(pl_module).eval().requires_grad_(False)
+        if self._loaded is not None:
+            self.averaged.load_state_dict(self._loaded)
+            self._loaded = None
 
     # ---- training: the update ----
 
     @override
+    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # After the strategy moved the model (and made it channels_last, if so) and before validation starts.
+        self._make_averaged(pl_module)
+
+    @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        # After the strategy moved the model and a checkpoint (if any) was restored.
-        assert self._average_model is not None
-        self._pairs = TensorPairs(self._average_model.module, pl_module, self._use_buffers)
+        # After a checkpoint (if any) restored global_step.
+        assert self.averaged is not None
+        self._pairs = TensorPairs(self.averaged, pl_module, self.use_buffers)
+        self._last_step = trainer.global_step
 
     @override
     def on_train_batch_end(
@@ -141,21 +153,23 @@ class EMA(WeightAveraging):
     ) -> None:
         # global_step counts optimizer updates; with accumulation only a window's last micro-batch updates.
         step = trainer.global_step
-        if step > self._latest_update_step and self.should_update(step_idx=step - 1):
-            assert self._average_model is not None and self._pairs is not None
+        if step > self._last_step:
+            assert self._pairs is not None
             ema_update_(self._pairs, tf_ema_decay(step, self.decay, self.warmup))
-            self._average_model.n_averaged += 1  # on device, no sync; kept for Lightning's checkpoint layout
-            self._latest_update_step = step
-
-    @override
-    def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        """Keep the raw weights in the module (the base class copies the average in); the EMA stays here."""
+            self.num_updates += 1
+            self._last_step = step
 
     # ---- validation / test: both weights ----
 
     @override
-    def on_validation_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        """No swap: the module validates its raw weights, this callback the averaged copy."""
+    def on_validation_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._loaded is not None:  # `validate` from a checkpoint with EMA weights
+            self._make_averaged(pl_module)
+
+    @override
+    def on_test_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._loaded is not None:
+            self._make_averaged(pl_module)
 
     @override
     def on_validation_batch_end(
@@ -168,11 +182,11 @@ class EMA(WeightAveraging):
         dataloader_idx: int = 0,
     ) -> None:
         with trainer.precision_plugin.val_step_context():
-            self._evaluate_batch("val_ema", batch)
+            self._evaluate_batch("val_ema/", batch, pl_module)
 
     @override
     def on_validation_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._log_epoch("val_ema", pl_module)
+        self._log_epoch("val_ema/", pl_module)
 
     @override
     def on_test_batch_end(
@@ -185,58 +199,68 @@ class EMA(WeightAveraging):
         dataloader_idx: int = 0,
     ) -> None:
         with trainer.precision_plugin.test_step_context():
-            self._evaluate_batch("test_ema", batch)
+            self._evaluate_batch("test_ema/", batch, pl_module)
 
     @override
     def on_test_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._log_epoch("test_ema", pl_module)
+        self._log_epoch("test_ema/", pl_module)
 
     @torch.no_grad()
-    def _evaluate_batch(self, prefix: str, batch: Any) -> None:
-        if self._average_model is None:
+    def _evaluate_batch(self, prefix: str, batch: Any, pl_module: "pl.LightningModule") -> None:
+        if self.averaged is None:
             return
         images, targets = batch[0], batch[1]
-        model = self._average_model.module.eval()
-        logits = model(images).float()  # (N, C)
+        logits = self.averaged(images)  # (N, C)
         metrics = self._metrics.get(prefix)
         if metrics is None:
-            # Per-sample values averaged over the epoch; "disable" skips the NaN check (a device sync).
-            metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in ("loss", "acc1", "acc5")})
-            self._metrics[prefix] = metrics.to(logits.device)
-        metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))  # (N,)
-        top = logits.topk(min(max(TOP_K), logits.shape[1]), dim=1).indices  # (N, k)
-        hits = top == targets[:, None]  # (N, k)
-        for k in TOP_K:
-            metrics[f"acc{k}"].update(hits[:, :k].any(dim=1).float())
+            if not hasattr(pl_module, "evaluation_metrics"):
+                raise TypeError(
+                    f"EMA evaluates the averaged weights with the module's metrics: give {type(pl_module).__name__} "
+                    "an evaluation_metrics(prefix) method returning a torchmetrics MetricCollection."
+                )
+            metrics = self._metrics[prefix] = pl_module.evaluation_metrics(prefix).to(logits.device)
+        metrics.update(logits, targets)
 
     def _log_epoch(self, prefix: str, pl_module: "pl.LightningModule") -> None:
         metrics = self._metrics.get(prefix)
         if metrics is None:
             return
-        for name, metric in metrics.items():
+        for name, value in metrics.compute().items():
             # compute() already all-reduces across ranks; sync_dist only keeps Lightning's DDP check quiet.
-            pl_module.log(f"{prefix}/{name}", metric.compute(), on_step=False, on_epoch=True, sync_dist=True)
-            metric.reset()
+            pl_module.log(name, value, on_step=False, on_epoch=True, sync_dist=True)
+        metrics.reset()
 
     # ---- checkpoints ----
+
+    @override
+    def on_save_checkpoint(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
+    ) -> None:
+        """`state_dict` becomes the EMA weights, `current_model_state` the raw ones (WeightAveraging's layout)."""
+        if self.averaged is None:
+            return
+        checkpoint["current_model_state"] = checkpoint["state_dict"]
+        checkpoint["state_dict"] = self.averaged.state_dict()
+        checkpoint["averaging_state"] = {"n_averaged": torch.tensor(self.num_updates)}
 
     @override
     def on_load_checkpoint(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
     ) -> None:
+        # Lightning has loaded checkpoint["state_dict"] (the EMA weights, if any) into the module already.
         has_ema = _has_ema(checkpoint)
         if trainer.state.fn == TrainerFn.PREDICTING:
-            # Lightning has loaded checkpoint["state_dict"] (the EMA weights) into the module already.
             if has_ema and self.predict_weights == "raw":
                 pl_module.load_state_dict(checkpoint["current_model_state"])
             elif not has_ema and self.predict_weights == "ema":
                 rank_zero_warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
             return
-        if self._average_model is None and has_ema:
-            # validate/test from a checkpoint: the module holds the EMA weights now, so copy them; the base
-            # class loads the raw weights back into the module.
-            self._average_model = AveragedModel(pl_module, device=pl_module.device, use_buffers=self._use_buffers)
-        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        if has_ema:
+            # Keep the EMA weights for the averaged copy (made once the strategy has placed the module) and give
+            # the module its raw weights back.
+            self._loaded = {name: tensor.detach().clone() for name, tensor in pl_module.state_dict().items()}
+            pl_module.load_state_dict(checkpoint["current_model_state"])
+            self.num_updates = int(checkpoint["averaging_state"]["n_averaged"])
 
 
 def _has_ema(checkpoint: dict[str, Any]) -> bool:

@@ -10,7 +10,6 @@ normalizes it.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -18,14 +17,13 @@ import albumentations as A
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import LightningDataModule
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from .randaugment import RandAugment, parse_randaugment
-from .resumable import KeyedDataset, ResumableSampler, TrainPosition, silence_lightning_resume_warning, train_sampler
+from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -48,6 +46,7 @@ class ImageDataModule(LightningDataModule):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
         randaugment: str | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -60,6 +59,8 @@ class ImageDataModule(LightningDataModule):
             mean, std: per-channel normalization on the 0-1 scale; default: the dataset's own statistics.
             randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
                 "rand-m9-mstd0.5" (see randaugment.py); None: off.
+            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
+                links the run's `seed_everything` into it; None: 0.
         """
         super().__init__()
         if resolution <= 0:
@@ -81,8 +82,7 @@ class ImageDataModule(LightningDataModule):
             parse_randaugment(randaugment)  # a malformed string fails here, before any data is read
         # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
         # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
-        self._train_sampler: ResumableSampler | None = None
-        self._resume_position: TrainPosition | None = None  # from a checkpoint, for the next training loader
+        self.seed = 0 if seed is None else seed
 
     # ---- what a subclass provides --------------------------------------------------------------------------
     def train_dataset(self) -> Dataset:
@@ -138,11 +138,15 @@ class ImageDataModule(LightningDataModule):
         # Training resumes exactly (order, position and augmentations from seed, epoch and index; see
         # resumable.py); its sampler is a DistributedSampler, so under DDP Lightning keeps it. Evaluation
         # loaders are plain: under DDP Lightning re-creates them with a DistributedSampler.
+        loader = ResumableLoader if train else DataLoader
         sampler = None
         if train:
-            sampler = self._train_sampler = train_sampler(dataset, self.trainer, self._resume_position)
-            self._resume_position = None
-        return DataLoader(
+            trainer = self.trainer  # None for a datamodule used on its own (tests, notebooks)
+            replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+            sampler = ResumableSampler(dataset, replicas, rank, self.seed)
+            if trainer is not None:
+                sampler.set_epoch(trainer.current_epoch)  # also for a loader re-made mid-fit (reload_dataloaders_*)
+        return loader(
             KeyedDataset(dataset) if train else dataset,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -150,22 +154,10 @@ class ImageDataModule(LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
-            worker_init_fn=seed_worker_transform,
             # workers' base seed from the loader's own generator: creating an iterator (once, or every epoch
             # without persistent workers) then leaves the global RNG that dropout draws from untouched
-            generator=torch.Generator().manual_seed(sampler.seed if train else 0),
+            generator=torch.Generator().manual_seed(self.seed if train else 0),
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints: the training data position, so that resuming continues the same epoch."""
-        if self._train_sampler is None or self.trainer is None:
-            return {}
-        return {"train_position": self._train_sampler.position(self.trainer, self.batch_size).to_dict()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "train_position" in state_dict:
-            self._resume_position = TrainPosition.from_dict(state_dict["train_position"])
-            silence_lightning_resume_warning()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch
@@ -213,20 +205,3 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         return self.images[index], self.labels[index]
-
-
-def seed_worker_transform(worker_id: int) -> None:
-    """Give every loader worker, epoch and rank its own augmentation stream.
-
-    An albumentations Compose owns its RNG, so forked workers would all copy the parent's state: every
-    worker would repeat the same crops and, without persistent workers, so would every epoch (tested).
-    torch.initial_seed() in a worker is a fresh base seed per epoch + worker_id (reproducible under
-    seed_everything); the rank is mixed in. One stream is shared by the whole pipeline: albumentations'
-    `set_random_seed` would give each child transform its own generator with the same seed, so their draws
-    would coincide (the flip would follow the crop's first draw; albumentations 2.0.8, tested).
-    """
-    dataset = get_worker_info().dataset
-    transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "set_random_state"):
-        seed = int(np.random.SeedSequence([torch.initial_seed(), rank_zero_only.rank]).generate_state(1)[0])
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))

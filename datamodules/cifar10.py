@@ -52,6 +52,7 @@ class CIFAR10DataModule(ImageDataModule):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
         randaugment: str | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -62,7 +63,7 @@ class CIFAR10DataModule(ImageDataModule):
             Other args: see ImageDataModule.
         """
         super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment
+            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment, seed
         )
         if val_size <= 0:
             raise ValueError(f"data.val_size must be a positive number of validation images, got {val_size}.")

@@ -29,12 +29,12 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from .base import ImageDataModule, Transform
 from .transforms import (
-    DEFAULT_CROP_PCT,
     DEFAULT_RATIO,
     DEFAULT_SCALE,
     Interpolation,
     random_resized_crop,
     resize_center_crop,
+    tf_crop_pct,
 )
 
 COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
@@ -50,7 +50,7 @@ class ImageFolderDataModule(ImageDataModule):
         data_dir: str,
         val_fraction: float | None = 0.1,
         split_seed: int = 42,
-        crop_pct: float = DEFAULT_CROP_PCT,
+        crop_pct: float | None = None,
         scale: tuple[float, float] = DEFAULT_SCALE,
         ratio: tuple[float, float] = DEFAULT_RATIO,
         hflip: float = 0.5,
@@ -63,6 +63,7 @@ class ImageFolderDataModule(ImageDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -70,7 +71,8 @@ class ImageFolderDataModule(ImageDataModule):
             val_fraction: share of each class's train images held out for validation when there is no val/
                 folder; None: a val/ folder is required.
             split_seed: seed of that split (independent of the global seed).
-            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct).
+            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct);
+                None: TF's resolution / (resolution + 32), e.g. 0.875 at 224 px, 0.949 at 600 px.
             scale, ratio: training crop area (fraction of the image) and aspect ratio (width/height) ranges.
             hflip: probability of a horizontal flip in training.
             interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
@@ -78,10 +80,11 @@ class ImageFolderDataModule(ImageDataModule):
             Other args: see ImageDataModule.
         """
         super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment
+            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment, seed
         )
         if val_fraction is not None and not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+        crop_pct = tf_crop_pct(resolution) if crop_pct is None else crop_pct
         if not 0 < crop_pct <= 1:
             raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}.")
         self.val_fraction = val_fraction

@@ -2,8 +2,8 @@
 
 The image-folder datamodule with ImageNet's defaults: a val/ folder is required (the official 50k validation
 images, not a split of train/), the train pipeline is timm's (RandomResizedCrop, bicubic, flip, optional
-RandAugment) and eval resizes to resolution / 0.875 and center-crops. num_classes is the number of class folders
-(1000 for the full dataset).
+RandAugment) and eval resizes the shorter side to resolution + 32 px and center-crops (TF's eval crop).
+num_classes is the number of class folders (1000 for the full dataset).
 
 The official val archive is flat (ILSVRC2012_val_00000001.JPEG ...). Sort it into class folders either with
 torchvision (official tars + devkit in data_dir; checks their MD5 sums):
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .image_folder import ImageFolderDataModule
-from .transforms import DEFAULT_CROP_PCT, DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
+from .transforms import DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
 
 SORT_VAL_COMMAND = "python -m effnet_lightning.datamodules.imagenet sort-val <data_dir>/val LOC_val_solution.csv"
 
@@ -33,7 +33,7 @@ class ImageNetDataModule(ImageFolderDataModule):
     def __init__(
         self,
         data_dir: str = "data/imagenet",
-        crop_pct: float = DEFAULT_CROP_PCT,
+        crop_pct: float | None = None,
         scale: tuple[float, float] = DEFAULT_SCALE,
         ratio: tuple[float, float] = DEFAULT_RATIO,
         hflip: float = 0.5,
@@ -46,6 +46,7 @@ class ImageNetDataModule(ImageFolderDataModule):
         persistent_workers: bool = True,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
+        seed: int | None = None,
     ) -> None:
         """
         Args:
@@ -68,6 +69,7 @@ class ImageNetDataModule(ImageFolderDataModule):
             persistent_workers=persistent_workers,
             mean=mean,
             std=std,
+            seed=seed,
         )
 
     def layout_help(self) -> str:
@@ -77,8 +79,8 @@ class ImageNetDataModule(ImageFolderDataModule):
             f"{val} holds the images of the official val archive without class folders; sort them with "
             f"'{SORT_VAL_COMMAND}' (Kaggle's labels) or torchvision's parse_val_archive (official devkit)."
             if flat
-            else "See the docstring of effnet_lightning/datamodules/imagenet.py to build val/ from the official "
-            "archive."
+            else "See the docstring of datamodules/imagenet.py (effnet_lightning.datamodules.imagenet) to build "
+            "val/ from the official archive."
         )
         return f"Expected ImageNet as <data_dir>/train/<wnid>/*.JPEG and val/<wnid>/*.JPEG. {advice}"
 

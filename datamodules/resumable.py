@@ -9,24 +9,24 @@ lives in worker processes that no checkpoint can reach. Here:
   offset. It yields `SampleKey(index, epoch, seed)`.
 - `KeyedDataset` reseeds the dataset's albumentations pipeline from the key before loading the sample, in
   whichever worker loads it: workers, their number and their persistence do not change the images.
-- `TrainPosition` (seed, epoch, samples done) is what the datamodule saves in checkpoints; it is computed from
-  Lightning's own loop counters at save time, so the batches the loader prefetched but training never saw are
-  not counted as done.
+- `ResumableLoader` is a DataLoader with `state_dict`/`load_state_dict`: its `TrainPosition` (seed, epoch,
+  samples done). Lightning (>= 2.2) saves the state of such a loader in every checkpoint and loads it back
+  before training resumes. It counts the batches its iterator has handed to the training loop, in the main
+  process, so batches that workers loaded ahead are not counted; Lightning's fetcher takes a batch from a
+  loader with a length only when the loop runs it (`_PrefetchDataFetcher` prefetches only without a length).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
-import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class SampleKey(NamedTuple):
@@ -54,16 +54,6 @@ class TrainPosition:
         return cls(int(state["seed"]), int(state["epoch"]), int(state["samples_done"]))
 
 
-def train_sampler(dataset: Dataset, trainer: pl.Trainer | None, resume: TrainPosition | None) -> ResumableSampler:
-    """The sampler for a new training loader: at `resume` (from a checkpoint), else at the start of the epoch
-    the trainer is about to run, seeded like Lightning's own samplers by the `seed_everything` seed."""
-    if resume is None:
-        epoch = trainer.fit_loop.epoch_progress.current.processed if trainer is not None else 0
-        resume = TrainPosition(int(os.environ.get("PL_GLOBAL_SEED", 0)), epoch)
-    replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-    return ResumableSampler(dataset, replicas, rank, resume.seed, resume.epoch, resume.samples_done)
-
-
 class ResumableSampler(DistributedSampler):
     """Shuffled epochs from (seed, epoch), split across `num_replicas` ranks, starting `start` samples in.
 
@@ -72,13 +62,10 @@ class ResumableSampler(DistributedSampler):
     before resuming and then expects the loader to yield only the remaining batches.
     """
 
-    def __init__(
-        self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0, epoch: int = 0, start: int = 0
-    ) -> None:
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        self.epoch = epoch
-        self.start = start  # samples of `epoch` already trained on, all ranks together
-        self._epoch_set = True  # set_epoch (or the constructor) chose the epoch of the next iteration
+        self.start = 0  # samples of `epoch` already trained on, all ranks together
+        self._epoch_set = True  # set_epoch (or the constructor) chose the epoch of the next pass
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -86,20 +73,47 @@ class ResumableSampler(DistributedSampler):
         self.epoch = epoch
         self._epoch_set = True
 
-    def __iter__(self):
+    def resume_at(self, position: TrainPosition) -> None:
+        """The next pass continues `position` (a checkpoint's): its seed, epoch and samples done."""
+        self.seed, self.epoch, self.start = position.seed, position.epoch, position.samples_done
+        self._epoch_set = True
+
+    def begin_pass(self) -> TrainPosition:
+        """Called once per pass over the data, before iterating: where this pass starts."""
         if not self._epoch_set:
             self.set_epoch(self.epoch + 1)
         self._epoch_set = False
+        return TrainPosition(self.seed, self.epoch, self.start)
+
+    def __iter__(self) -> Iterator[SampleKey]:
         order = epoch_order(len(self.dataset), self.seed, self.epoch, self.total_size)
         for index in order[self.start :][self.rank :: self.num_replicas]:
             yield SampleKey(index, self.epoch, self.seed)
 
-    def position(self, trainer: pl.Trainer, batch_size: int) -> TrainPosition:
-        """The position after the batches Lightning's loop has finished in this epoch (not those prefetched)."""
-        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        if batches >= trainer.num_training_batches:  # the epoch is over; limit_train_batches may end it early
-            return TrainPosition(self.seed, self.epoch + 1, 0)
-        return TrainPosition(self.seed, self.epoch, batches * batch_size * self.num_replicas)
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over a `ResumableSampler` whose state is the training position; Lightning saves it in
+    checkpoints (`loops.fit_loop.state_dict.combined_loader`) and restores it on resume."""
+
+    sampler: ResumableSampler
+
+    def __iter__(self) -> Iterator[Any]:
+        self._pass = self.sampler.begin_pass()
+        self._batches = 0  # batches handed to the training loop in this pass
+        for batch in super().__iter__():
+            self._batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands: the batches trained on, not those loaded ahead by workers."""
+        start = getattr(self, "_pass", None)
+        if start is None:  # no pass yet: the position the sampler will start at
+            return TrainPosition(self.sampler.seed, self.sampler.epoch, self.sampler.start).to_dict()
+        done = start.samples_done + self._batches * self.batch_size * self.sampler.num_replicas
+        return TrainPosition(start.seed, start.epoch, done).to_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.sampler.resume_at(TrainPosition.from_dict(state_dict))
 
 
 def epoch_order(length: int, seed: int, epoch: int, total_size: int) -> list[int]:
@@ -107,12 +121,6 @@ def epoch_order(length: int, seed: int, epoch: int, total_size: int) -> list[int
     generator = torch.Generator().manual_seed(seed + epoch)  # DistributedSampler's seeding
     order = torch.randperm(length, generator=generator).tolist()
     return (order * math.ceil(total_size / length))[:total_size]
-
-
-def silence_lightning_resume_warning() -> None:
-    """Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself has a state_dict;
-    ours comes from the datamodule's checkpoint state instead, so the warning does not apply."""
-    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class KeyedDataset(Dataset):

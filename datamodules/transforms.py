@@ -3,8 +3,9 @@
 Train: a random crop covering 8-100% of the image area with aspect ratio 3/4-4/3, resized to the model's
 resolution, then a horizontal flip (timm `transforms_imagenet_train`, Inception-style). Eval: the shorter side
 resized to floor(resolution / crop_pct), then the central resolution x resolution square (timm
-`transforms_imagenet_eval`: 224 px at crop_pct 0.875 reads a 256 px resize). Both deliver the model's
-resolution, so the per-batch resize in base.py has nothing to do.
+`transforms_imagenet_eval`). crop_pct defaults to TF's eval crop, resolution / (resolution + 32)
+(tensorflow/tpu efficientnet preprocessing.py, CROP_PADDING = 32): 224 px reads a 256 px resize, 600 px a
+632 px one. Both deliver the model's resolution, so the per-batch resize in base.py has nothing to do.
 
 Shrinking uses OpenCV's INTER_AREA (it averages, so it does not alias); enlarging uses the chosen
 interpolation. That is what PIL's antialiased bicubic resize, which timm uses, amounts to.
@@ -22,7 +23,12 @@ Interpolation = Literal["bicubic", "bilinear", "nearest"]
 CV2_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 DEFAULT_SCALE = (0.08, 1.0)  # fraction of the image area a training crop covers (Inception; timm, torchvision)
 DEFAULT_RATIO = (3 / 4, 4 / 3)  # width / height of a training crop
-DEFAULT_CROP_PCT = 0.875  # eval: fraction of the resized shorter side kept by the center crop (timm, 224/256)
+CROP_PADDING = 32  # px the eval resize adds to the resolution before the center crop (TF preprocessing.py)
+
+
+def tf_crop_pct(resolution: int) -> float:
+    """TF's eval crop: the share of the resized shorter side the center crop keeps, resolution / (resolution + 32)."""
+    return resolution / (resolution + CROP_PADDING)
 
 
 def random_resized_crop(
@@ -49,14 +55,16 @@ def random_resized_crop(
 
 
 def resize_center_crop(
-    resolution: int, crop_pct: float = DEFAULT_CROP_PCT, interpolation: Interpolation = "bicubic"
+    resolution: int, crop_pct: float | None = None, interpolation: Interpolation = "bicubic"
 ) -> A.Compose:
-    """Evaluation: shorter side to floor(resolution / crop_pct) (timm's scale_size), then the central square."""
+    """Evaluation: shorter side to floor(resolution / crop_pct) (timm's scale_size), then the central square.
+    crop_pct None: TF's, so the shorter side becomes resolution + 32."""
+    crop_pct = tf_crop_pct(resolution) if crop_pct is None else crop_pct
     shrink = "image" if interpolation != "nearest" else None
     return A.Compose(
         [
             A.SmallestMaxSize(
-                max_size=math.floor(resolution / crop_pct),
+                max_size=math.floor(resolution / crop_pct + 1e-9),  # 1e-9: 224 / (224 / 256) may be 255.99...
                 interpolation=CV2_INTERPOLATION[interpolation],
                 area_for_downscale=shrink,
             ),

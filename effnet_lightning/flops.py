@@ -1,7 +1,7 @@
 """Count multiply-accumulates (MACs) with torch.utils.flop_counter.
 
 FlopCounterMode counts 2 FLOPs per multiply-add; the paper's Table 2 "FLOPS" are multiply-adds, so MACs =
-FLOPs / 2. Forward only: FlopCounterMode miscounts grouped-conv backward (DESIGN.md).
+FLOPs / 2. Forward only: FlopCounterMode miscounts grouped-conv backward (measured with torch 2.x here).
 """
 
 from __future__ import annotations

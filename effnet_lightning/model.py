@@ -32,7 +32,9 @@ HEAD_CHANNELS = 1280  # B0 final 1x1 conv, scaled by width
 # BatchNorm: PyTorch defaults, or TF's (momentum 0.99 in TF == 0.01 in PyTorch; eps 1e-3), as the paper trained.
 TORCH_BN_MOMENTUM, TORCH_BN_EPS = 0.1, 1e-5
 TF_BN_MOMENTUM, TF_BN_EPS = 0.01, 1e-3
-DROP_PATH_RATE = 0.2  # stochastic depth at the last block: survival probability 0.8 (paper §5.2)
+# Stochastic depth (paper §5.2: "survival probability 0.8"): block i of N drops with rate * i / N (TF
+# efficientnet_model.py, timm's builder), so block 0 never drops and the last block drops rate * (N-1) / N.
+DROP_PATH_RATE = 0.2
 
 
 def resolve_scaling(
@@ -93,8 +95,8 @@ def create_model(
 ) -> EfficientNet:
     """A timm EfficientNet scaled by `variant` ('b0'..'b7'), `phi`, or explicit `depth`/`width` multipliers.
 
-    `dropout` defaults to the scaling's (0.2 → 0.5 over B0 → B7); `drop_path_rate` is stochastic depth at the
-    last block, linear over blocks. The model carries `.scaling` (depth, width, intended resolution).
+    `dropout` defaults to the scaling's (0.2 → 0.5 over B0 → B7); `drop_path_rate` is stochastic depth: block i
+    of N drops with drop_path_rate * i / N. The model carries `.scaling` (depth, width, intended resolution).
     """
     scaling = resolve_scaling(variant, phi, depth, width, resolution, alpha, beta, gamma, base_resolution)
     if num_classes < 1 or in_chans < 1:

@@ -2,7 +2,8 @@
 
 Its constructor arguments are the `model:` section of a config. The network is `create_model(...)`, the optimizer
 timm's (RMSpropTF by default, the paper's), the metrics torchmetrics'. The learning rate is given per 256 images
-and multiplied by the global batch (batch × devices × nodes × gradient accumulation) when training starts.
+and multiplied by the global batch (batch × devices × nodes × gradient accumulation) when training starts; timm's
+scheduler then sets it before every optimizer update (the paper's warm-up and decay, see lr_schedule.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from timm.optim import create_optimizer_v2
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning import scaling as sc
+from effnet_lightning.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
 from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model, resolve_scaling
 
 Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]
@@ -49,6 +52,13 @@ class EfficientNetModule(pl.LightningModule):
         momentum: float = 0.9,  # RMSpropTF and SGD (Nesterov)
         rmsprop_decay: float = 0.9,  # RMSProp's moving-average decay ("alpha" in PyTorch), paper 0.9
         opt_eps: float = 1e-3,  # RMSpropTF epsilon, paper 0.001; AdamW uses it too
+        lr_schedule: Schedule = "step",  # paper: warm-up, then x decay_rate every decay_epochs; "constant": none
+        warmup_epochs: float = 5.0,  # paper / TF main.py: 5 epochs of linear warm-up
+        warmup_lr_factor: float = 0.0,  # warm-up starts at lr x this (TF: 0)
+        decay_rate: float = 0.97,  # "step": paper x0.97 ...
+        decay_epochs: float = 2.4,  # ... every 2.4 epochs, staircase, counted from update 0 (TF)
+        cosine_epochs: float | None = None,  # "cosine": epochs to reach min_lr; None: trainer.max_epochs
+        min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
         channels_last: bool | None = None,  # None: on when training on CUDA
     ) -> None:
         super().__init__()
@@ -71,12 +81,28 @@ class EfficientNetModule(pl.LightningModule):
         )
         if lr <= 0 or not 0 <= label_smoothing < 1:
             raise ValueError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
-        top5 = min(5, num_classes)  # top-5 of fewer than five classes is always 100%; report top-k instead
+        if warmup_epochs < 0 or decay_epochs <= 0 or not 0 < decay_rate <= 1 or not 0 <= warmup_lr_factor <= 1:
+            raise ValueError(
+                "model.warmup_epochs must be >= 0, decay_epochs > 0, decay_rate in (0, 1] and warmup_lr_factor in "
+                f"[0, 1]; got {warmup_epochs}, {decay_epochs}, {decay_rate}, {warmup_lr_factor}."
+            )
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self.test_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
-        self.test_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_metrics = self.evaluation_metrics("val/")
+        self.test_metrics = self.evaluation_metrics("test/")
+
+    def evaluation_metrics(self, prefix: str) -> MetricCollection:
+        """Fresh metrics of one evaluation pass, updated with (logits, targets): the one definition of val/*,
+        test/* and, for the averaged weights, the EMA callback's val_ema/* and test_ema/*."""
+        num_classes = self.hparams.num_classes
+        top5 = min(5, num_classes)  # top-5 of fewer than five classes is always 100%; report top-k instead
+        return MetricCollection(
+            {
+                "loss": CrossEntropy(),
+                "acc1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+                "acc5": MulticlassAccuracy(num_classes, top_k=top5, average="micro"),
+            },
+            prefix=prefix,
+        )
 
     @property
     def scaling(self) -> sc.Scaling:
@@ -108,24 +134,21 @@ class EfficientNetModule(pl.LightningModule):
         self.train_acc1(logits, targets)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc1", self.train_acc1, on_step=True, on_epoch=False, prog_bar=True)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the LR of this update, a host float: no sync
+        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
         return loss
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> None:
         images, targets = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, targets)  # plain CE: comparable across smoothing settings
-        acc1, acc5 = getattr(self, f"{stage}_acc1"), getattr(self, f"{stage}_acc5")
-        acc1(logits, targets)
-        acc5(logits, targets)
-        self.log(f"{stage}/loss", loss, sync_dist=True, prog_bar=stage == "val")
-        self.log(f"{stage}/acc1", acc1, prog_bar=stage == "val")
-        self.log(f"{stage}/acc5", acc5)
+        metrics.update(self(images), targets)
+        # Metric objects: Lightning computes (all ranks together) and resets them at the end of the epoch.
+        self.log_dict(metrics, prog_bar=metrics is self.val_metrics)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, self.val_metrics)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, self.test_metrics)
 
     def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Class probabilities, (B, num_classes)."""
@@ -139,13 +162,15 @@ class EfficientNetModule(pl.LightningModule):
             raise ValueError("the datamodule must have a `batch_size` attribute so the LR can be scaled per 256 images")
         return per_device * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> dict:
+        """timm's optimizer, and timm's scheduler stepped after every optimizer update (`interval: step`)."""
         hp = self.hparams
         global_batch = self.global_batch_size()
-        lr = hp.lr * global_batch / LR_REFERENCE_BATCH
+        scale = global_batch / LR_REFERENCE_BATCH
+        lr = hp.lr * scale
         rank_zero_info(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
         extra = {"rmsproptf": {"alpha": hp.rmsprop_decay, "eps": hp.opt_eps}, "adamw": {"eps": hp.opt_eps}}
-        return create_optimizer_v2(
+        optimizer = create_optimizer_v2(
             self.model,
             opt=hp.optimizer,  # timm: "sgd" is SGD with Nesterov momentum
             lr=lr,
@@ -154,6 +179,37 @@ class EfficientNetModule(pl.LightningModule):
             filter_bias_and_bn=True,  # no weight decay on 1-d parameters: BN weights/biases and conv/fc biases
             **extra.get(hp.optimizer, {}),
         )
+        cosine_epochs = hp.cosine_epochs if hp.cosine_epochs is not None else self.trainer.max_epochs
+        if hp.lr_schedule == "cosine" and (cosine_epochs is None or cosine_epochs <= 0):
+            raise ValueError("model.lr_schedule cosine needs an end: set model.cosine_epochs or trainer.max_epochs.")
+        scheduler = create_lr_scheduler(
+            optimizer,
+            hp.lr_schedule,
+            warmup_epochs=hp.warmup_epochs,
+            warmup_lr=lr * hp.warmup_lr_factor,
+            decay_rate=hp.decay_rate,
+            decay_epochs=hp.decay_epochs,
+            cosine_epochs=cosine_epochs,
+            min_lr=hp.min_lr * scale,
+        )
+        if scheduler is None:
+            return {"optimizer": optimizer}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Lightning calls this after each optimizer update; timm's schedulers take the time as `num_updates`.
+        global_step updates are done, so this sets the LR of update number global_step."""
+        scheduler.step_update(num_updates=epochs_done(self.global_step, updates_per_epoch(self.trainer)))
+
+
+class CrossEntropy(MeanMetric):
+    """Mean plain cross-entropy per sample, updated with (logits, targets): comparable across label smoothing."""
+
+    def __init__(self) -> None:
+        super().__init__(nan_strategy="disable")  # "disable": no NaN check, which would sync the device
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
 
 
 def resolution_of(

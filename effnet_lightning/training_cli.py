@@ -6,7 +6,7 @@
   variant/φ/multipliers, or `model.resolution` when given); `data.num_classes` into `model.num_classes` when
   the datamodule is built.
 - One run directory per run: runs/version_N/ holds config.yaml, checkpoints/ and the TensorBoard events.
-- Long runs survive being stopped (docs-snippets/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
+- Long runs survive being stopped (docs/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
   also every N steps / M minutes and on SIGTERM), `nonfinite:` stops or skips on a NaN loss, RNG states go
   into checkpoints, writes are atomic, and `--ckpt_path last` (or a run directory) resumes a run in its own
   folder (effnet_lightning/resume.py). Checkpoints load with weights_only=True unless `--weights_only false`.
@@ -78,6 +78,16 @@ class EffnetCLI(LightningCLI):
                 f"({reason.group(1) if reason else 'not a plain checkpoint'}); such a file can run code when "
                 "loaded. Pass --weights_only false only if you trust where it came from."
             ) from err
+
+    def before_instantiate_classes(self) -> None:
+        """The run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
+        augmentations, for a datamodule with a `seed` argument left at None."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        seed, data = config.get("seed_everything"), config.get("data")
+        init_args = data.get("init_args") if data is not None else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
+            if "seed" in init_args and init_args.seed is None:
+                init_args.seed = seed
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)

@@ -5,6 +5,10 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from effnet_lightning.module import CrossEntropy
 
 NUM_CLASSES = 4
 IMAGE_SIZE = 32  # px; timm's test_efficientnet trains at hundreds of img/s on 2 CPU cores here
@@ -46,6 +50,17 @@ class TinyClassifier(pl.LightningModule):
         self.log(f"{stage}/loss", F.cross_entropy(logits, targets))
         self.log(f"{stage}/acc1", acc1)
         self.log(f"{stage}/acc5", acc5)
+
+    def evaluation_metrics(self, prefix: str) -> MetricCollection:
+        """The metric definitions the EMA callback evaluates the averaged weights with."""
+        return MetricCollection(
+            {
+                "loss": CrossEntropy(),
+                "acc1": MulticlassAccuracy(NUM_CLASSES, top_k=1, average="micro"),
+                "acc5": MulticlassAccuracy(NUM_CLASSES, top_k=min(5, NUM_CLASSES), average="micro"),
+            },
+            prefix=prefix,
+        )
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")

@@ -4,29 +4,17 @@ import pytest
 from callbacks_testkit import TinyLinear
 from lightning.pytorch.cli import LightningCLI
 
-from effnet_lightning.callbacks import EMA, LRSchedule, StochasticDepth
+from effnet_lightning.callbacks import EMA
 
 
 @pytest.mark.parametrize(
     "class_path, init_args, cls, expected",
     [
         (
-            "LRSchedule",
-            '{"schedule": "cosine", "min_lr": 1e-5, "warmup_epochs": 1}',
-            LRSchedule,
-            {"schedule": "cosine", "min_lr": 1e-5, "warmup_epochs": 1},
-        ),
-        (
             "EMA",
             '{"decay": 0.999, "predict_weights": "raw"}',
             EMA,
             {"decay": 0.999, "predict_weights": "raw"},
-        ),
-        (
-            "StochasticDepth",
-            '{"drop_path_rate": 0.3, "ramp_epochs": 2}',
-            StochasticDepth,
-            {"drop_path_rate": 0.3, "ramp_epochs": 2},
         ),
     ],
 )

@@ -148,3 +148,18 @@ def test_subprocess_env_accepts_the_standins(cifar10_root: Path, cifar10_env: di
         check=True,
     )
     assert done.stdout.strip() == "200"
+
+
+@pytest.mark.parametrize("seed", ["7", "true"])
+def test_cli_links_the_run_seed_into_the_data_order(cifar10_root: Path, tmp_path: Path, seed: str) -> None:
+    """`seed_everything` (an int, or the one drawn for `true`) seeds the training order: no environment variable."""
+    from effnet_lightning.training_cli import EffnetCLI
+
+    args = ["--data=CIFAR10DataModule", f"--data.data_dir={cifar10_root}", "--data.val_size=100",
+            "--model.phi=-4", "--model.resolution=32", f"--seed_everything={seed}",
+            f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"]  # fmt: skip
+    cli = EffnetCLI(args=args, run=False)
+    assert isinstance(cli.config.seed_everything, int) and cli.datamodule.seed == cli.config.seed_everything
+    assert seed == "true" or cli.datamodule.seed == 7
+    explicit = EffnetCLI(args=[*args, "--data.seed=3"], run=False)
+    assert explicit.datamodule.seed == 3  # a seed given for the data wins

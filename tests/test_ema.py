@@ -10,6 +10,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning.callbacks import (
     EMA,
@@ -110,14 +112,14 @@ def test_average_equals_reference_loop_after_real_updates(tmp_path):
                 reference[name] = decay * reference[name] + (1 - decay) * tensor
             else:
                 reference[name] = tensor.clone()
-    averaged = ema.average_model.module.state_dict()
+    averaged = ema.averaged.state_dict()
     assert averaged.keys() == reference.keys()
     for name, tensor in reference.items():
         torch.testing.assert_close(averaged[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
     # The module keeps its raw weights after fit; the averaged copy lives on the module's device.
     for name, tensor in trainer.lightning_module.state_dict().items():
         assert torch.equal(tensor, recorder.after_update[-1][name])
-    assert ema.average_model.n_averaged.device == trainer.lightning_module.device
+    assert all(t.device == trainer.lightning_module.device for t in ema.averaged.state_dict().values())
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,7 @@ def test_raw_and_ema_metrics_are_both_logged(fitted):
     for name in ("val/acc1", "val/acc5", "val_ema/loss", "val_ema/acc1", "val_ema/acc5"):
         assert name in metrics, name
     # val_ema/* is the accuracy of the averaged weights (the last validation ran after the last update).
-    expected = ema_accuracy(fitted["ema"].average_model.module.state_dict(), fitted["val_loader"])
+    expected = ema_accuracy(fitted["ema"].averaged.state_dict(), fitted["val_loader"])
     assert metrics["val_ema/acc1"].item() == pytest.approx(expected)
     assert metrics["val_ema/acc5"].item() == 1.0  # 4 classes: top-5 covers them all
     assert metrics["val_ema/loss"].item() != pytest.approx(metrics["val/loss"].item())  # two different models
@@ -148,12 +150,11 @@ def test_raw_and_ema_metrics_are_both_logged(fitted):
 def test_checkpoint_layout(fitted):
     checkpoint = torch.load(fitted["ckpt"], weights_only=True)
     module, ema = fitted["trainer"].lightning_module, fitted["ema"]
-    for name, tensor in ema.average_model.module.state_dict().items():
+    for name, tensor in ema.averaged.state_dict().items():
         assert torch.equal(checkpoint["state_dict"][name], tensor)
     for name, tensor in module.state_dict().items():
         assert torch.equal(checkpoint["current_model_state"][name], tensor)
     assert checkpoint["averaging_state"]["n_averaged"].item() == 6
-    assert checkpoint["callbacks"]["EMA"] == {"latest_update_step": 6}
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
@@ -171,8 +172,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     resumed_trainer, resumed = fit(ckpt_path=tmp_path / "epoch=0.ckpt", seed=1)  # different initial weights
     assert resumed_trainer.global_step == continuous_trainer.global_step == 6
     continuous_state, resumed_state = (
-        continuous.average_model.state_dict(),
-        resumed.average_model.state_dict(),
+        continuous.averaged.state_dict(),
+        resumed.averaged.state_dict(),
     )
     assert continuous_state.keys() == resumed_state.keys()
     for name, tensor in continuous_state.items():
@@ -217,7 +218,7 @@ def test_export_loads_strictly_into_timm(fitted, suffix):
     state = load_file(out) if suffix == ".safetensors" else torch.load(out, weights_only=True)
     network = timm.create_model("test_efficientnet", num_classes=NUM_CLASSES)
     network.load_state_dict(state, strict=True)
-    averaged = fitted["ema"].average_model.module.model.state_dict()
+    averaged = fitted["ema"].averaged.model.state_dict()
     assert exported.keys() == averaged.keys()
     assert all(torch.equal(network.state_dict()[name], tensor) for name, tensor in averaged.items())
 
@@ -241,7 +242,7 @@ def test_bf16_mixed_on_cpu(tmp_path):
     )
     trainer.fit(TinyClassifier(), image_loader(8, 4), image_loader(8, 4, seed=1))
     assert "val_ema/acc1" in trainer.callback_metrics
-    assert all(p.dtype == torch.float32 for p in ema.average_model.parameters())
+    assert all(p.dtype == torch.float32 for p in ema.averaged.parameters())
     assert torch.isfinite(trainer.callback_metrics["val_ema/loss"])
 
 
@@ -257,3 +258,17 @@ def test_without_buffer_averaging_buffers_are_copied():
     for name, buffer in model.named_buffers():
         assert torch.equal(dict(average.named_buffers())[name], buffer), name
     assert not torch.equal(next(average.parameters()), next(model.parameters()))  # parameters still averaged
+
+
+class Top1Only(TinyClassifier):
+    """A module that defines its own evaluation metrics: the EMA callback must use those, not its own."""
+
+    def evaluation_metrics(self, prefix: str) -> MetricCollection:
+        return MetricCollection({"acc1": MulticlassAccuracy(NUM_CLASSES, top_k=1, average="micro")}, prefix=prefix)
+
+
+def test_ema_evaluates_with_the_module_metric_definitions(tmp_path):
+    trainer = make_trainer(tmp_path, [EMA()], max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(Top1Only(), image_loader(8, 4), image_loader(8, 4, seed=1))
+    logged = {name for name in trainer.callback_metrics if name.startswith("val_ema/")}
+    assert logged == {"val_ema/acc1"}

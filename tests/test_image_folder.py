@@ -201,21 +201,32 @@ def test_pipelines_deliver_uint8_at_resolution_and_normalize(tree: Tree, stage: 
     torch.testing.assert_close(x, (images / 255 - mean) / std)  # already at resolution: only normalized
 
 
-def test_worker_seeding_keeps_the_pipeline_draws_independent() -> None:
-    """Two flips in one pipeline, seeded per worker by base.py: they must not always agree (they did when every
-    child transform got its own generator with the same seed)."""
-    from torch.utils.data import DataLoader
-
-    from effnet_lightning.datamodules.base import TransformedDataset, seed_worker_transform
+def test_sample_keys_keep_the_pipeline_draws_independent() -> None:
+    """Two flips in one pipeline, reseeded per sample by KeyedDataset: they must not always agree (they did when
+    every child transform got its own generator with the same seed)."""
+    from effnet_lightning.datamodules.base import TransformedDataset
+    from effnet_lightning.datamodules.resumable import KeyedDataset, SampleKey
 
     pixels = np.arange(16, dtype=np.uint8).reshape(4, 4, 1).repeat(3, axis=2)
     flips = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
-    dataset = TransformedDataset([(pixels, 0)] * 200, flips)
-    loader = DataLoader(dataset, batch_size=200, num_workers=1, worker_init_fn=seed_worker_transform)
-    corner = next(iter(loader))[0][:, 0, 0, 0]  # top-left pixel: 0 none, 3 horizontal, 12 vertical, 15 both
+    dataset = KeyedDataset(TransformedDataset([(pixels, 0)] * 200, flips))
+    corner = torch.stack([dataset[SampleKey(i, 0, 0)][0][0, 0, 0] for i in range(200)])
+    # top-left pixel: 0 none, 3 horizontal, 12 vertical, 15 both
     horizontal, vertical = (corner % 4 == 3), (corner >= 12)
     assert 0.35 < horizontal.float().mean() < 0.65 and 0.35 < vertical.float().mean() < 0.65
     assert 0.3 < (horizontal == vertical).float().mean() < 0.7
+
+
+@pytest.mark.parametrize(("resolution", "side"), [(32, 64), (224, 256), (300, 332), (600, 632)])
+def test_eval_crop_defaults_to_tf_padding_of_32_px(tree: Tree, resolution: int, side: int) -> None:
+    """crop_pct defaults to resolution / (resolution + 32) (TF's eval crop): the shorter side is resized to
+    resolution + 32 px, at every resolution (it was 0.875 everywhere, i.e. 685 px at 600)."""
+    dm = make(tree, resolution=resolution)
+    assert dm.crop_pct == pytest.approx(resolution / side)
+    assert dm.eval_transform().transforms[0].max_size == side  # SmallestMaxSize: the shorter side in px
+    crop = dm.eval_transform()(image=np.zeros((side * 2, side * 3, 3), np.uint8))["image"]
+    assert crop.shape == (resolution, resolution, 3)
+    assert make(tree, resolution=resolution, crop_pct=0.5).crop_pct == 0.5  # an explicit value wins
 
 
 def test_eval_crop_is_the_center_of_the_resized_image() -> None:
@@ -262,8 +273,8 @@ def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path) -> None:
     assert len(accuracy) == 10 and accuracy[-1] >= 0.8, accuracy
 
 
-@pytest.mark.parametrize(("variant", "crop_pct"), [("b0", 0.875), ("b3", 0.904), ("b7", 0.949)])
-def test_imagenet_configs_parse(variant: str, crop_pct: float, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("variant", ["b0", "b3", "b7"])
+def test_imagenet_configs_parse(variant: str, capsys: pytest.CaptureFixture) -> None:
     from effnet_lightning.cli import main
 
     config = Path(__file__).parents[1] / "configs" / f"{variant}_imagenet.yaml"
@@ -274,6 +285,6 @@ def test_imagenet_configs_parse(variant: str, crop_pct: float, capsys: pytest.Ca
     assert exit_info.value.code in (0, None), printed
     for line in (f"variant: {variant}", "optimizer: rmsproptf", "lr: 0.016", "weight_decay: 1.0e-05",
                  "label_smoothing: 0.1", "bn_momentum: 0.01", "bn_eps: 0.001", "drop_path_rate: 0.2",
-                 "class_path: effnet_lightning.datamodules.imagenet.ImageNetDataModule", f"crop_pct: {crop_pct}",
+                 "class_path: effnet_lightning.datamodules.imagenet.ImageNetDataModule", "crop_pct: null",
                  "precision: bf16-mixed", "max_epochs: 350"):  # fmt: skip
         assert line in printed

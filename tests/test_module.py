@@ -48,7 +48,7 @@ def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
 
 @pytest.mark.parametrize("batch, accumulate, expected", [(16, 1, 0.001), (32, 4, 0.008)])
 def test_lr_is_per_256_images_of_the_global_batch(tmp_path, batch, accumulate, expected):
-    module = tiny(lr=0.016)
+    module = tiny(lr=0.016, lr_schedule="constant")
     trainer = fit(module, SeparableData(batch_size=batch), tmp_path, max_steps=1, accumulate_grad_batches=accumulate)
     (optimizer,) = trainer.optimizers
     assert isinstance(optimizer, RMSpropTF)
@@ -77,7 +77,9 @@ def test_other_optimizers(tmp_path, name, cls):
 
 def test_learns_and_logs_metric_names(tmp_path):
     pl.seed_everything(0)
-    module = tiny(lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0)
+    module = tiny(
+        lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0, lr_schedule="constant"
+    )
     data = SeparableData()
     trainer = fit(module, data, tmp_path, max_epochs=6)
     metrics = trainer.callback_metrics
@@ -103,3 +105,15 @@ def test_channels_last_option(tmp_path):
     module = tiny(channels_last=True)
     fit(module, SeparableData(), tmp_path, max_steps=1)
     assert module.model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_ema_and_module_share_one_metric_definition(tmp_path):
+    """With decay 0 the averaged copy is the raw weights, so val_ema/* must equal val/* exactly."""
+    from effnet_lightning.callbacks import EMA
+
+    pl.seed_everything(0)
+    module = tiny(lr_schedule="constant", drop_path_rate=0.0)
+    trainer = fit(module, SeparableData(), tmp_path, max_epochs=1, limit_val_batches=2, callbacks=[EMA(0.0, False)])
+    metrics = trainer.callback_metrics
+    for name in ("loss", "acc1", "acc5"):
+        assert metrics[f"val_ema/{name}"].item() == pytest.approx(metrics[f"val/{name}"].item(), rel=1e-6), name
