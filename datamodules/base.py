@@ -167,6 +167,18 @@ class ImageDataModule(LightningDataModule):
             self._resume_position = TrainPosition.from_dict(state_dict["train_position"])
             silence_lightning_resume_warning()
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Labels outside 0..num_classes-1 stop with a sentence. Checked on the host before the copy (no device
+        sync): on a GPU, cross-entropy would otherwise fail with an opaque device-side assert."""
+        _, targets = batch
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= self.num_classes):
+            bad = int(targets.max()) if int(targets.max()) >= self.num_classes else int(targets.min())
+            raise ValueError(
+                f"label {bad} in the data is outside 0..{self.num_classes - 1}: {type(self).__name__} declares "
+                f"num_classes={self.num_classes}; fix the dataset's labels or the datamodule's num_classes"
+            )
+        return batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch
         return self.to_model_input(images), targets

@@ -32,6 +32,7 @@ from effnet_lightning.callbacks.run_checkpoint import RunCheckpoint
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
+from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -78,6 +79,22 @@ class EffnetCLI(LightningCLI):
                 f"({reason.group(1) if reason else 'not a plain checkpoint'}); such a file can run code when "
                 "loaded. Pass --weights_only false only if you trust where it came from."
             ) from err
+
+    def before_instantiate_classes(self) -> None:
+        """Impossible values stop here, before data or model is built, with one line (user_errors.py)."""
+        if self.subcommand is not None:
+            check_config(self.subcommand, self.config[self.subcommand])
+
+    def instantiate_classes(self) -> None:
+        """A datamodule constructor that raises is reported with its own message, not jsonargparse's Union report."""
+        record = RecordDataModuleInit()
+        self.parser.add_instantiator(record, LightningDataModule, subclasses=True, prepend=True)
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            if record.failure is None:
+                raise
+            raise record.failure from record.failure.error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)
