@@ -27,9 +27,13 @@ class Done:
 
 
 def effnet(capfd: pytest.CaptureFixture, *args: str) -> Done:
-    """`effnet <args>` in this process; stdout/stderr as a user would see them (file-descriptor level)."""
+    """`effnet <args>` in this process; its exit code (also when it exits through SystemExit, as argparse and
+    --print_config do) and stdout/stderr as a user would see them (file-descriptor level)."""
     capfd.readouterr()  # drop what came before
-    returncode = main(list(args))
+    try:
+        returncode = main(list(args))
+    except SystemExit as exit_:
+        returncode = 0 if exit_.code is None else int(exit_.code)
     out, err = capfd.readouterr()
     return Done(returncode, out, err)
 

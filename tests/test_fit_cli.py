@@ -98,10 +98,11 @@ def test_resume_continues_at_the_saved_step_in_the_same_run(cifar10_module, tmp_
 
 
 def test_print_config(capfd):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(Path(__file__).parents[1] / "configs" / "cifar_debug.yaml"), "--print_config"])
-    assert exit_info.value.code in (0, None)
-    assert yaml.safe_load(capfd.readouterr().out)["model"]["phi"] == -4.0
+    done = effnet(
+        capfd, "fit", "--config", str(Path(__file__).parents[1] / "configs" / "cifar_debug.yaml"), "--print_config"
+    )
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["model"]["phi"] == -4.0
 
 
 @pytest.mark.parametrize(
