@@ -7,6 +7,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+# Lightning's log handler keeps the sys.stderr of its import. Imported here, before any test's capfd swaps in a
+# stream that closes when that test ends, so later in-process runs do not log into a closed file.
+import lightning.pytorch  # noqa: F401
 import pytest
 from cifar_standin import checksum_constants, write_cifar10, write_sitecustomize
 from torchvision.datasets import CIFAR10
