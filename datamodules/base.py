@@ -171,8 +171,9 @@ class ImageDataModule(LightningDataModule):
         """Labels outside 0..num_classes-1 stop with a sentence. Checked on the host before the copy (no device
         sync): on a GPU, cross-entropy would otherwise fail with an opaque device-side assert."""
         _, targets = batch
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= self.num_classes):
-            bad = int(targets.max()) if int(targets.max()) >= self.num_classes else int(targets.min())
+        low, high = (int(targets.min()), int(targets.max())) if targets.numel() else (0, 0)
+        if low < 0 or high >= self.num_classes:
+            bad = high if high >= self.num_classes else low
             raise ValueError(
                 f"label {bad} in the data is outside 0..{self.num_classes - 1}: {type(self).__name__} declares "
                 f"num_classes={self.num_classes}; fix the dataset's labels or the datamodule's num_classes"

@@ -37,8 +37,9 @@ class DataModuleInitError(Exception):
 
 class RecordDataModuleInit:
     """A jsonargparse instantiator (public `ArgumentParser.add_instantiator`) for the `data:` class that keeps
-    the exception its constructor raised. Our datamodules never call save_hyperparameters (the CLI saves the
-    whole config), so nothing of Lightning's default instantiator, which records hparams, is lost."""
+    the exception its constructor raised. It takes the place of LightningCLI's own, which only adds the config
+    as the hyperparameters `save_hyperparameters` records: our datamodules never call it (the CLI saves the
+    whole config), and a plugin that does still records its arguments, as it would outside the CLI."""
 
     def __init__(self) -> None:
         self.failure: DataModuleInitError | None = None
