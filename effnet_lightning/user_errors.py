@@ -56,8 +56,8 @@ def check_config(subcommand: str, config: Mapping[str, Any]) -> None:
     """Raise ConfigError for the first impossible value in `config` (the subcommand's section)."""
     if subcommand == "predict" and not config.get("ckpt_path"):
         raise ConfigError(
-            "effnet predict needs --ckpt_path (a .ckpt file, a run directory or 'last'); without it the "
-            "predictions would come from untrained, random weights"
+            "--ckpt_path is required: pass a .ckpt file, a run directory or 'last' (without one the predictions "
+            "would come from untrained, random weights)"
         )
     _check_trainer(config.get("trainer") or {})
     _check_data(config.get("data") or {})

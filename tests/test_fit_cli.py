@@ -72,13 +72,13 @@ def test_predict_writes_probabilities(trained, tmp_path, capfd):
     torch.testing.assert_close(probabilities.sum(1), torch.ones(200))
 
 
-def test_predict_without_a_checkpoint_is_refused(trained, tmp_path, capfd):
+def test_predict_without_a_checkpoint_is_refused(cifar10_module, tmp_path, capfd):
     """It used to write predictions of random weights and exit 0."""
-    done = effnet(capfd, "predict", *debug_args(trained["data"], tmp_path / "runs"))
+    done = effnet(capfd, "predict", *debug_args(cifar10_module, tmp_path / "runs"))
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
-        "effnet predict: error: effnet predict needs --ckpt_path (a .ckpt file, a run directory or 'last'); "
-        "without it the predictions would come from untrained, random weights"
+        "effnet predict: error: --ckpt_path is required: pass a .ckpt file, a run directory or 'last' "
+        "(without one the predictions would come from untrained, random weights)"
     ]
     assert not (tmp_path / "runs").exists()
 
