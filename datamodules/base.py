@@ -159,6 +159,19 @@ class ImageDataModule(LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed if train else 0),
         )
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Labels outside 0..num_classes-1 stop with a sentence. Checked on the host before the copy (no device
+        sync): on a GPU, cross-entropy would otherwise fail with an opaque device-side assert."""
+        _, targets = batch
+        low, high = (int(targets.min()), int(targets.max())) if targets.numel() else (0, 0)
+        if low < 0 or high >= self.num_classes:
+            bad = high if high >= self.num_classes else low
+            raise ValueError(
+                f"label {bad} in the data is outside 0..{self.num_classes - 1}: {type(self).__name__} declares "
+                f"num_classes={self.num_classes}; fix the dataset's labels or the datamodule's num_classes"
+            )
+        return batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, targets = batch
         return self.to_model_input(images), targets

@@ -9,7 +9,6 @@ in one folder per run under `trainer.default_root_dir` (default `runs/`).
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 USAGE = """usage: effnet <command> [options]
@@ -24,6 +23,8 @@ commands:
 run 'effnet <command> --help' for a command's options"""
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
+PARSER_MODULES = ("jsonargparse", "argparse", "typing")  # where a parse error's own wording comes from
+MAX_MESSAGE = 500  # characters: a Union error quotes the whole given value, e.g. a datamodule's every argument
 USER_ERRORS = (ValueError, OSError)  # raised with a sentence that says what to do (missing data, corrupt file, ...)
 # Exit codes: 0 done, 1 crash (traceback), 2 user error (one line), and two stops a scheduler should tell apart:
 EXIT_NONFINITE = 3  # the loss became NaN/inf; stopped before that update, last.ckpt is the last good state
@@ -61,17 +62,18 @@ def run_lightning(argv: list[str]) -> int:
     from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
     from effnet_lightning.plugins import load_and_report
     from effnet_lightning.training_cli import EffnetCLI
+    from effnet_lightning.user_errors import DataModuleInitError
 
     load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
     try:
         EffnetCLI(args=None if argv == sys.argv[1:] else argv)
     except ArgumentError as err:  # a malformed config or option
-        print(f"effnet {argv[0]}: error: {_condense(str(err))} (see 'effnet {argv[0]} --help')", file=sys.stderr)
+        print(f"effnet {argv[0]}: error: {_parse_error(err)} (see 'effnet {argv[0]} --help')", file=sys.stderr)
         return 2
-    except USER_ERRORS as err:
+    except (*USER_ERRORS, DataModuleInitError) as err:
         if os.environ.get("EFFNET_TRACEBACK"):
             raise
-        print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
+        print(f"effnet {argv[0]}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
         print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
@@ -81,17 +83,28 @@ def run_lightning(argv: list[str]) -> int:
     return 0
 
 
-def _condense(message: str) -> str:
-    """jsonargparse explains a failed Union in ten lines; keep the key, what is accepted and what was given."""
-    message = re.sub(r"Call to compute_fn of link .*? failed: ", "model: ", message, flags=re.S)
-    key = re.search(r'Parser key "([^"]+)"', message)
-    subtypes = re.search(r"Subtypes: \[(.*)\]", message)
-    given = re.search(r"Given value: (.*)", message)
-    if not (key and subtypes and given):
-        return " ".join(message.split())
-    accepted = re.sub(r"<class '([\w.]+)'>", r"\1", subtypes.group(1)).replace("NoneType", "null")
-    accepted = re.sub(r"typing\.Literal\[(.*?)\]", r"\1", accepted)
-    return f"{key.group(1)}: expected one of {accepted}; got {given.group(1)!r}"
+def _parse_error(err: BaseException) -> str:
+    """A parse error as one line. When its root cause was raised by our code (a link's compute function, a
+    constructor's check), that sentence already says what to do; otherwise jsonargparse's whole message."""
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if _raised_in(root).split(".")[0] not in PARSER_MODULES:
+        return _one_line(str(root))
+    return _one_line(str(err))
+
+
+def _raised_in(err: BaseException) -> str:
+    """The module of the frame that raised `err` (the last frame of its traceback)."""
+    frame = err.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+
+
+def _one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from effnet_lightning.callbacks.run_checkpoint import RunCheckpoint
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
+from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -80,14 +81,28 @@ class EffnetCLI(LightningCLI):
             ) from err
 
     def before_instantiate_classes(self) -> None:
-        """The run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
-        augmentations, for a datamodule with a `seed` argument left at None."""
+        """Impossible values stop here, before data or model is built, with one line (user_errors.py). The run's
+        seed (drawn by now when `seed_everything: true`) also seeds the training data order and augmentations,
+        for a datamodule with a `seed` argument left at None."""
+        if self.subcommand is not None:
+            check_config(self.subcommand, self.config[self.subcommand])
         config = self.config[self.subcommand] if self.subcommand else self.config
         seed, data = config.get("seed_everything"), config.get("data")
         init_args = data.get("init_args") if data is not None else None
         if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
             if "seed" in init_args and init_args.seed is None:
                 init_args.seed = seed
+
+    def instantiate_classes(self) -> None:
+        """A datamodule constructor that raises is reported with its own message, not jsonargparse's Union report."""
+        record = RecordDataModuleInit()
+        self.parser.add_instantiator(record, LightningDataModule, subclasses=True, prepend=True)
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            if record.failure is None:
+                raise
+            raise record.failure from record.failure.error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+# Lightning's log handler keeps the sys.stderr of its import. Imported here, before any test's capfd swaps in a
+# stream that closes when that test ends, so later in-process runs do not log into a closed file.
+import lightning.pytorch  # noqa: F401
 import pytest
 from cifar_standin import checksum_constants, write_cifar10, write_sitecustomize
 from torchvision.datasets import CIFAR10
+
+
+@pytest.fixture(scope="session", autouse=True)
+def effnet_argv() -> Iterator[None]:
+    """`cli.main([...])` runs as if typed after `effnet`: pytest's own arguments are not the command line."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["effnet"])
+        yield
+
+
+@pytest.fixture(scope="module")
+def cifar10_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The stand-ins once per test module, accepted by torchvision in this process for the module's duration."""
+    root = tmp_path_factory.mktemp("cifar10")
+    md5s = write_cifar10(root)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in checksum_constants(md5s).items():
+            patch.setattr(CIFAR10, name, value)
+        yield root
 
 
 @pytest.fixture

@@ -1,22 +1,21 @@
-"""`effnet scale` through the installed console script."""
+"""`effnet scale`, in process (`cli.main`)."""
 
 import csv
 import io
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-EFFNET = shutil.which("effnet") or str(Path(sys.executable).parent / "effnet")
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([EFFNET, *args], capture_output=True, text=True, timeout=120)
+from effnet_run import Done, effnet
 
 
-def test_default_table_lists_b0_to_b7():
+@pytest.fixture
+def run(capfd: pytest.CaptureFixture):
+    def run(*args: str) -> Done:
+        return effnet(capfd, *args)
+
+    return run
+
+
+def test_default_table_lists_b0_to_b7(run):
     out = run("scale")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -28,7 +27,7 @@ def test_default_table_lists_b0_to_b7():
     assert "x1.920 per unit of phi" in lines[-1]
 
 
-def test_csv_for_phi_values():
+def test_csv_for_phi_values(run):
     out = run("scale", "--phi", "0", "0.5", "1", "2.5", "--format", "csv")
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
@@ -38,7 +37,7 @@ def test_csv_for_phi_values():
     assert float(rows[2]["depth"]) == pytest.approx(1.2) and rows[2]["resolution"] == "256"
 
 
-def test_explicit_and_custom_coefficients():
+def test_explicit_and_custom_coefficients(run):
     out = run("scale", "--depth", "1.4", "--width", "1.2", "--resolution", "1.3", "--format", "csv")
     (row,) = csv.DictReader(io.StringIO(out.stdout))
     assert (row["depth"], row["width"], row["resolution"]) == ("1.4", "1.2", "292")
@@ -57,7 +56,7 @@ def test_explicit_and_custom_coefficients():
         (["nonsense"], "unknown command"),
     ],
 )
-def test_errors_are_one_clear_line_exit_2(args, message):
+def test_errors_are_one_clear_line_exit_2(run, args, message):
     out = run(*args)
     assert out.returncode == 2
     assert message in out.stderr

@@ -1,28 +1,22 @@
-"""The same debug config under 2-process CPU DDP (gloo) and in bf16-mixed, through the console script."""
+"""The debug config under 2-process CPU DDP (gloo), through the console script (only real processes show how
+ranks share the work and the writing), and in bf16-mixed, in process."""
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import pytest
 import torch
 from cifar_standin import write_cifar10, write_sitecustomize
-from test_fit_cli import STEPS_PER_EPOCH, debug_args, effnet, scalars
+from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scalars, subprocess_env
 
 
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("ddp")
-    site = write_sitecustomize(root / "site", write_cifar10(root / "cifar10")).parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-    return {"root": root, "env": env, "data": root / "cifar10"}
-
-
-def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(standins):
-    runs = standins["root"] / "runs_ddp"
-    args = debug_args(standins["data"], runs, "--trainer.max_epochs=1", "--trainer.strategy=ddp",
+def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Path) -> None:
+    env = subprocess_env(write_sitecustomize(tmp_path / "site", write_cifar10(tmp_path / "cifar10")).parent)
+    runs = tmp_path / "runs_ddp"
+    args = debug_args(tmp_path / "cifar10", runs, "--trainer.max_epochs=1", "--trainer.strategy=ddp",
                       "--trainer.devices=2", "--trainer.accelerator=cpu")  # fmt: skip
-    out = effnet("fit", *args, env=standins["env"], cwd=standins["root"])
+    out = effnet_process("fit", *args, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]  # one run directory, not one per rank
     run = runs / "version_0"
@@ -36,13 +30,12 @@ def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(standins):
     assert "lr 0.016 per 256 images × global batch 64" in out.stdout + out.stderr
 
 
-def test_bf16_mixed_on_cpu_end_to_end(standins):
-    runs = standins["root"] / "runs_bf16"
-    args = debug_args(standins["data"], runs, "--trainer.max_epochs=2", "--trainer.precision=bf16-mixed")
-    out = effnet("fit", *args, env=standins["env"], cwd=standins["root"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    metrics = scalars(runs / "version_0")
-    assert metrics["val/acc1"] > 0.3  # 10 classes, chance 0.1
+def test_bf16_mixed_on_cpu_end_to_end(cifar10_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    runs = tmp_path / "runs_bf16"
+    args = debug_args(cifar10_root, runs, "--trainer.max_epochs=2", "--trainer.precision=bf16-mixed")
+    done = effnet(capfd, "fit", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert max(scalars(runs / "version_0")["val/acc1"]) > 0.2  # 10 classes, chance 0.1; measured 0.45 in fp32
     checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     assert checkpoint["state_dict"]["model.conv_stem.weight"].dtype == torch.float32  # master weights stay fp32

@@ -1,28 +1,24 @@
-"""Datamodule plugins through the console script: a file dropped into datamodules/, an installed package's entry
-point, broken plugins of both kinds reported without breaking the rest, `effnet datamodules`.
+"""Datamodule plugins, in process (`cli.main`): a file dropped into datamodules/, an installed package's entry
+point, broken plugins of both kinds reported without breaking the rest, `effnet datamodules`, and a plugin whose
+constructor raises or whose labels exceed its num_classes.
 
-The drop-in file must not touch the working tree, even if a test dies halfway. So the tests copy the package
-(effnet_lightning/ with datamodules/ and callbacks/ placed where the package-dir mapping puts them; about 40 small
-files) to tmp_path, drop the plugin into the copy's datamodules/ and put the copy first on PYTHONPATH. Python's
-path finder then imports the copy ahead of the editable install, and discovery runs unchanged on a real folder.
-The entry-point package is a folder with a .dist-info directory on PYTHONPATH, which is all importlib.metadata
-reads.
+The drop-in files must not touch the working tree, even if a test dies halfway. So they go into a folder in
+tmp_path that is added to the package's `__path__` (the folders Python searches for its submodules, which is also
+what discovery iterates) for the duration of this module. The entry-point package is a folder with a .dist-info
+directory on sys.path, which is all importlib.metadata reads.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from effnet_run import effnet, error_lines
 
-import effnet_lightning.callbacks
 import effnet_lightning.datamodules
 
-EFFNET = Path(sys.executable).with_name("effnet")
 PLUGIN = '''"""A datamodule plugin: black images are class 0, white ones class 1 (32 px)."""
 from pathlib import Path
 
@@ -47,19 +43,47 @@ class {name}(ImageDataModule):
 
     val_dataset = train_dataset
 '''
+RAISING = '''"""A datamodule plugin whose constructor refuses its arguments."""
+from lightning.pytorch import LightningDataModule
+
+
+class RaisingData(LightningDataModule):
+    num_classes = 2
+
+    def __init__(self, resolution: int = 32, server: str = "localhost") -> None:
+        super().__init__()
+        raise RuntimeError(f"cannot reach the foo server at {server}; start it with 'foo serve'")
+'''
+BAD_LABELS = '''"""A datamodule plugin whose labels exceed its num_classes (label 2 of classes 0..1)."""
+import numpy as np
+from effnet_lightning.datamodules.base import ArrayDataset, ImageDataModule
+
+
+class BadLabelData(ImageDataModule):
+    num_classes = 2
+
+    def __init__(self, data_dir: str = "unused", resolution: int = 32, batch_size: int = 8, num_workers: int = 0):
+        super().__init__(data_dir, resolution, batch_size, num_workers)
+
+    def train_dataset(self) -> ArrayDataset:
+        return ArrayDataset(np.zeros((16, 32, 32, 3), np.uint8), [2] * 16)
+
+    val_dataset = train_dataset
+'''
+DROP_INS = ("my_drop_in", "broken_plugin", "raising_data", "bad_labels")
 
 
 @pytest.fixture(scope="module")
-def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """PYTHONPATH with a copy of the package holding drop-ins (one broken) and a package with entry points."""
+def plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Drop-ins (one broken) in a folder added to the datamodules package, and a package with entry points on
+    sys.path; yields the drop-in folder. Afterwards the package path, sys.path and sys.modules are as before."""
     root = tmp_path_factory.mktemp("plugins")
-    package = root / "copy" / "effnet_lightning"
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(Path(effnet_lightning.__path__[0]), package, ignore=ignore)
-    shutil.copytree(Path(effnet_lightning.datamodules.__path__[0]), package / "datamodules", ignore=ignore)
-    shutil.copytree(Path(effnet_lightning.callbacks.__path__[0]), package / "callbacks", ignore=ignore)
-    (package / "datamodules" / "my_drop_in.py").write_text(PLUGIN.format(name="DropInData"))
-    (package / "datamodules" / "broken_plugin.py").write_text('raise ImportError("needs the foo package")\n')
+    drop_ins = root / "datamodules"
+    drop_ins.mkdir()
+    (drop_ins / "my_drop_in.py").write_text(PLUGIN.format(name="DropInData"))
+    (drop_ins / "broken_plugin.py").write_text('raise ImportError("needs the foo package")\n')
+    (drop_ins / "raising_data.py").write_text(RAISING)
+    (drop_ins / "bad_labels.py").write_text(BAD_LABELS)
 
     installed = root / "site"
     (installed / "plugin_pkg").mkdir(parents=True)
@@ -70,42 +94,64 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (dist_info / "entry_points.txt").write_text(
         "[effnet_lightning.datamodules]\nentry_data = plugin_pkg:EntryPointData\nbroken = plugin_pkg_gone:Data\n"
     )
-    path = os.pathsep.join(filter(None, [str(root / "copy"), str(installed), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    package = effnet_lightning.datamodules
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(package, "__path__", [*package.__path__, str(drop_ins)])
+        patch.syspath_prepend(str(installed))
+        yield drop_ins
+    for name in [*(f"{package.__name__}.{module}" for module in DROP_INS), "plugin_pkg"]:
+        sys.modules.pop(name, None)
 
 
-def effnet(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EFFNET), *args], env=env, capture_output=True, text=True, timeout=300)
+def fit_args(root: Path, *data_args: str) -> list[str]:
+    return ["fit", *data_args, "--model.phi=-4", "--model.resolution=32", "--trainer.fast_dev_run=1",
+            "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={root}"]  # fmt: skip
 
 
-def test_effnet_datamodules_lists_names_origins_and_failures(plugin_env: dict[str, str]) -> None:
-    done = effnet(["datamodules"], plugin_env)
+def test_effnet_datamodules_lists_names_origins_and_failures(plugins: Path, capfd: pytest.CaptureFixture) -> None:
+    done = effnet(capfd, "datamodules")
     assert done.returncode == 0, done.stderr[-2000:]
-    copy = Path(plugin_env["PYTHONPATH"].split(os.pathsep)[0]) / "effnet_lightning" / "datamodules"
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if not line.startswith("FAILED")}
     assert rows["DropInData"].split() == [
-        "DropInData", "effnet_lightning.datamodules.my_drop_in.DropInData", f"[{copy}/my_drop_in.py]"
+        "DropInData", "effnet_lightning.datamodules.my_drop_in.DropInData", f"[{plugins}/my_drop_in.py]"
     ]  # fmt: skip
     assert rows["EntryPointData"].endswith("plugin_pkg.EntryPointData  [entry point entry_data (plugin-pkg)]")
     assert {"ImageNetDataModule", "ImageFolderDataModule", "CIFAR10DataModule"} <= set(rows)
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
-    assert f"FAILED  {copy}/broken_plugin.py: ImportError: needs the foo package" in failed
+    assert f"FAILED  {plugins}/broken_plugin.py: ImportError: needs the foo package" in failed
     assert "FAILED  entry point broken (plugin-pkg): ModuleNotFoundError: No module named 'plugin_pkg_gone'" in failed
     assert not (Path(effnet_lightning.datamodules.__path__[0]) / "my_drop_in.py").exists()  # tree untouched
 
 
 @pytest.mark.parametrize(("name", "how"), [("DropInData", "config"), ("EntryPointData", "command line")])
-def test_plugin_trains_by_short_name(plugin_env: dict[str, str], tmp_path: Path, name: str, how: str) -> None:
+def test_plugin_trains_by_short_name(
+    plugins: Path, tmp_path: Path, capfd: pytest.CaptureFixture, name: str, how: str
+) -> None:
     if how == "config":
         (tmp_path / "data.yaml").write_text(f"data:\n  class_path: {name}\n  init_args:\n    data_dir: {tmp_path}\n")
         data_args = ["--config", str(tmp_path / "data.yaml")]
     else:
         data_args = [f"--data={name}", f"--data.data_dir={tmp_path}"]
-    done = effnet(
-        ["fit", *data_args, "--model.phi=-4", "--model.resolution=32", "--trainer.fast_dev_run=1",
-         "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"],
-        plugin_env,
-    )  # fmt: skip
+    done = effnet(capfd, *fit_args(tmp_path, *data_args))
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / f"used-{name}").exists()
     assert "datamodule plugin" in done.stderr and "broken_plugin.py failed to import: ImportError" in done.stderr
+
+
+def test_plugin_whose_constructor_raises_shows_its_message(plugins: Path, tmp_path: Path, capfd) -> None:
+    done = effnet(capfd, *fit_args(tmp_path, "--data=RaisingData", "--data.server=gpu-7"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert error_lines(done.stderr)[-1] == (
+        "effnet fit: error: data: RaisingData(...) failed: RuntimeError: cannot reach the foo server at gpu-7; "
+        "start it with 'foo serve'"
+    )
+
+
+def test_labels_beyond_num_classes_name_both(plugins: Path, tmp_path: Path, capfd) -> None:
+    done = effnet(capfd, *fit_args(tmp_path, "--data=BadLabelData"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert error_lines(done.stderr)[-1] == (
+        "effnet fit: error: label 2 in the data is outside 0..1: BadLabelData declares num_classes=2; "
+        "fix the dataset's labels or the datamodule's num_classes"
+    )

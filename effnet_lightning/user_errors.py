@@ -1,0 +1,115 @@
+"""Mistakes in a parsed `effnet` config that would otherwise surface as a traceback, or not at all.
+
+Run once per command, after parsing and before anything is built (LightningCLI's public
+`before_instantiate_classes` hook), so a wrong number costs no import of data and no model. Each check raises
+`ConfigError` with one sentence that names the key and says what to do; `effnet` prints it and exits 2. What is
+merely unwise (an input smaller than the network's stride) is a warning on stderr and the run goes on.
+
+A datamodule whose constructor raises (a user's plugin, or a value only the class can judge) would reach the user
+as jsonargparse's ten-line report of a failed Union, with the original exception flattened into its text.
+`RecordDataModuleInit` constructs the datamodule itself and keeps that exception, so `effnet` can show its own
+type and message.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+NETWORK_STRIDE = 32  # px: EfficientNet's stem and four stride-2 stages halve the input five times (paper Table 1)
+LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches")
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A config value the user must change; the message names the key and says what to do."""
+
+
+class DataModuleInitError(Exception):
+    """The datamodule's own constructor raised; `effnet` shows the class and the original message."""
+
+    def __init__(self, class_name: str, error: Exception) -> None:
+        super().__init__(f"data: {class_name}(...) failed: {type(error).__name__}: {error}")
+        self.error = error
+
+
+class RecordDataModuleInit:
+    """A jsonargparse instantiator (public `ArgumentParser.add_instantiator`) for the `data:` class that keeps
+    the exception its constructor raised. It takes the place of LightningCLI's own, which only adds the config
+    as the hyperparameters `save_hyperparameters` records: our datamodules never call it (the CLI saves the
+    whole config), and a plugin that does still records its arguments, as it would outside the CLI."""
+
+    def __init__(self) -> None:
+        self.failure: DataModuleInitError | None = None
+
+    def __call__(self, class_type: type, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return class_type(*args, **kwargs)
+        except Exception as err:
+            self.failure = DataModuleInitError(class_type.__name__, err)
+            raise
+
+
+def check_config(subcommand: str, config: Mapping[str, Any]) -> None:
+    """Raise ConfigError for the first impossible value in `config` (the subcommand's section)."""
+    if subcommand == "predict" and not config.get("ckpt_path"):
+        raise ConfigError(
+            "--ckpt_path is required: pass a .ckpt file, a run directory or 'last' (without one the predictions "
+            "would come from untrained, random weights)"
+        )
+    _check_trainer(config.get("trainer") or {})
+    _check_data(config.get("data") or {})
+
+
+def _check_trainer(trainer: Mapping[str, Any]) -> None:
+    for key in ("max_epochs", "max_steps"):
+        value = trainer.get(key)
+        if value is not None and value < -1:
+            raise ConfigError(f"trainer.{key} must be -1 (no limit), 0 or more; got {value}")
+    for key in LIMIT_KEYS:
+        value = trainer.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if value < 0 or (isinstance(value, float) and value > 1):
+            raise ConfigError(
+                f"trainer.{key} must be a number of batches (0 or more) or a fraction in [0.0, 1.0]; got {value}"
+            )
+    accelerator = trainer.get("accelerator")
+    if isinstance(accelerator, str) and accelerator.lower() in GPU_ACCELERATORS:
+        from lightning.pytorch.accelerators import CUDAAccelerator
+
+        if not CUDAAccelerator.is_available():
+            raise ConfigError(
+                f"trainer.accelerator is {accelerator!r} but this machine has no usable CUDA GPU; "
+                "use --trainer.accelerator cpu (or auto)"
+            )
+    root = trainer.get("default_root_dir")
+    if root is not None:
+        blocking = next((p for p in (Path(root), *Path(root).parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise ConfigError(
+                f"trainer.default_root_dir {root} cannot hold runs: {blocking} is a file; "
+                "choose a folder (it is created if missing)"
+            )
+
+
+def _check_data(data: Mapping[str, Any]) -> None:
+    init = data.get("init_args") or {}  # subclass mode: {class_path, init_args}
+    batch_size, num_workers = init.get("batch_size"), init.get("num_workers")
+    if batch_size is not None and batch_size <= 0:
+        raise ConfigError(f"data.batch_size must be a positive number of images per device; got {batch_size}")
+    if num_workers is not None and num_workers < 0:
+        raise ConfigError(f"data.num_workers must be 0 (load in the main process) or more; got {num_workers}")
+    std = init.get("std")
+    if std is not None and any(s == 0 for s in std):
+        raise ConfigError(f"data.std must not contain 0 (images are divided by it); got {list(std)}")
+    resolution = init.get("resolution")
+    if resolution is not None and 0 < resolution < NETWORK_STRIDE:
+        print(
+            f"effnet: warning: the input resolution {resolution} px is below the network's stride of "
+            f"{NETWORK_STRIDE} px, so its last feature map is a single cell of mostly padding; "
+            f"set model.resolution to {NETWORK_STRIDE} or more",
+            file=sys.stderr,
+        )
