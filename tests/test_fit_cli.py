@@ -58,7 +58,7 @@ def test_fit_writes_one_run_directory(trained):
     assert any(p.name.startswith("best-") for p in (run / "checkpoints").iterdir())
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["model"]["phi"] == -4.0 and config["trainer"]["max_epochs"] == 4
+    assert config["model"]["scaling"]["phi"] == -4.0 and config["trainer"]["max_epochs"] == 4
 
 
 def test_fit_learns_above_chance(trained):
@@ -112,15 +112,15 @@ def test_resume_continues_at_the_saved_step_in_the_same_run(trained):
 def test_print_config(tmp_path):
     out = effnet("fit", "--config", str(DEBUG_CONFIG), "--print_config", env=dict(os.environ), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert yaml.safe_load(out.stdout)["model"]["phi"] == -4.0
+    assert yaml.safe_load(out.stdout)["model"]["scaling"]["phi"] == -4.0
 
 
 @pytest.mark.parametrize(
     "model_args, resolution",
     [
-        (["--model.variant=b1", "--model.phi=null", "--model.resolution=null"], 240),  # official table
-        (["--model.phi=1", "--model.resolution=null"], 256),  # 224 * 1.15, rounded to 4 px
-        ([], 32),  # model.resolution overrides
+        (["--model.scaling.variant=b1", "--model.scaling.phi=null", "--model.scaling.resolution=null"], 240),
+        (["--model.scaling.phi=1", "--model.scaling.resolution=null"], 256),  # 224 * 1.15, rounded to 4 px
+        ([], 32),  # model.scaling.resolution overrides
     ],
 )
 def test_links_resolution_into_data_and_num_classes_into_model(trained, model_args, resolution):
@@ -134,7 +134,7 @@ def test_links_resolution_into_data_and_num_classes_into_model(trained, model_ar
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model.variant=b9", "--model.phi=null"], "'b0', 'b1'"),
+        (["--model.scaling.variant=b9", "--model.scaling.phi=null"], "'b0', 'b1'"),
         (["--data.init_args.batch_size=0"], "batch_size must be a positive"),
         (["--data.init_args.data_dir=nowhere"], "Set download: true"),
     ],

@@ -244,7 +244,7 @@ def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     done = subprocess.run(
         [str(EFFNET), "fit", "--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16",
-         "--data.num_workers=0", "--model.phi=-4", "--model.resolution=32", "--model.bn_momentum=0.1",
+         "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--model.bn_momentum=0.1",
          "--model.optimizer=adamw", "--model.lr=0.05", "--trainer.max_epochs=10", "--trainer.accelerator=cpu",
          f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false", "--seed_everything=0"],
         env={**os.environ, "OMP_NUM_THREADS": "1"},  # 2 threads on a shared 2-core machine stall 100x

@@ -102,7 +102,7 @@ def test_plugin_trains_by_short_name(plugin_env: dict[str, str], tmp_path: Path,
     else:
         data_args = [f"--data={name}", f"--data.data_dir={tmp_path}"]
     done = effnet(
-        ["fit", *data_args, "--model.phi=-4", "--model.resolution=32", "--trainer.fast_dev_run=1",
+        ["fit", *data_args, "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--trainer.fast_dev_run=1",
          "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"],
         plugin_env,
     )  # fmt: skip
