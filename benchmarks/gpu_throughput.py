@@ -65,8 +65,12 @@ LR = 0.016  # per 256 images (paper); speed does not depend on it
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10 channel statistics, 0-1 scale
 NUM_CLASSES = 10
 VAL_SIZE = 100  # held-out stand-ins: the framework validates one batch after the timed steps
-# CLI keys this script overrides. Kept in one place: the scaling arguments may move (e.g. `--model.scaling.*`).
-VARIANT_KEYS = {"variant": "--model.variant", "dropout": "--model.dropout", "resolution": "--model.resolution"}
+# CLI keys this script overrides, kept in one place.
+VARIANT_KEYS = {
+    "variant": "--model.scaling.variant",
+    "dropout": "--model.dropout",
+    "resolution": "--model.scaling.resolution",
+}
 CHANNELS_LAST_KEY = "--model.channels_last"
 COLUMNS = ["variant", "resolution", "batch", "precision", "memory_format", "mode", "path", "img_s_median",
            "img_s_min", "img_s_max", "peak_mem_gib", "params", "ratio", "note"]  # fmt: skip

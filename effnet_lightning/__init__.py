@@ -9,6 +9,7 @@ from typing import Any
 _EXPORTS = {
     "create_model": "effnet_lightning.model",
     "Scaling": "effnet_lightning.scaling",
+    "ScalingSpec": "effnet_lightning.scaling",
     "compound": "effnet_lightning.scaling",
     "explicit": "effnet_lightning.scaling",
     "official": "effnet_lightning.scaling",

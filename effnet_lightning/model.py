@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from timm.models._efficientnet_builder import decode_arch_def, round_channels
-from timm.models.efficientnet import EfficientNet
+from timm.models.efficientnet import EfficientNet, decode_arch_def, round_channels
 from torch import nn
 
 from effnet_lightning import scaling as sc
@@ -37,55 +36,9 @@ TF_BN_MOMENTUM, TF_BN_EPS = 0.01, 1e-3
 DROP_PATH_RATE = 0.2
 
 
-def resolve_scaling(
-    variant: str | None = None,
-    phi: float | None = None,
-    depth: float | None = None,
-    width: float | None = None,
-    resolution: int | None = None,
-    alpha: float = sc.ALPHA,
-    beta: float = sc.BETA,
-    gamma: float = sc.GAMMA,
-    base_resolution: int = sc.BASE_RESOLUTION,
-) -> sc.Scaling:
-    """Turn exactly one way of asking (variant, φ, or explicit multipliers) into a Scaling.
-
-    `resolution` (px) overrides the input size that the scaling implies, whichever way was used.
-    """
-    explicit_given = depth is not None or width is not None
-    ways = [
-        name
-        for name, given in (("variant", variant is not None), ("phi", phi is not None), ("depth/width", explicit_given))
-        if given
-    ]
-    if len(ways) > 1:
-        raise ValueError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
-    if variant is not None:
-        result = sc.official(variant)
-    elif phi is not None:
-        result = sc.compound(phi, alpha, beta, gamma, base_resolution)
-    elif explicit_given:
-        result = sc.explicit(depth=depth or 1.0, width=width or 1.0, base_resolution=base_resolution)
-    else:
-        result = sc.official("b0")
-    if resolution is not None:
-        if resolution <= 0:
-            raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
-        result = sc.Scaling(result.name, result.depth, result.width, int(resolution), result.dropout, result.phi)
-    return result
-
-
 def create_model(
-    variant: str | None = None,
+    scaling: sc.ScalingSpec | sc.Scaling | str = sc.ScalingSpec(),
     *,
-    phi: float | None = None,
-    depth: float | None = None,
-    width: float | None = None,
-    resolution: int | None = None,
-    alpha: float = sc.ALPHA,
-    beta: float = sc.BETA,
-    gamma: float = sc.GAMMA,
-    base_resolution: int = sc.BASE_RESOLUTION,
     num_classes: int = 1000,
     dropout: float | None = None,
     drop_path_rate: float = DROP_PATH_RATE,
@@ -93,12 +46,17 @@ def create_model(
     bn_eps: float = TORCH_BN_EPS,
     in_chans: int = 3,
 ) -> EfficientNet:
-    """A timm EfficientNet scaled by `variant` ('b0'..'b7'), `phi`, or explicit `depth`/`width` multipliers.
+    """A timm EfficientNet scaled as `scaling` says: a spec (variant, φ or multipliers), a resolved Scaling, or a
+    variant name ('b0'..'b7').
 
-    `dropout` defaults to the scaling's (0.2 → 0.5 over B0 → B7); `drop_path_rate` is stochastic depth: block i
-    of N drops with drop_path_rate * i / N. The model carries `.scaling` (depth, width, intended resolution).
+    `dropout` defaults to the scaling's (0.2 → 0.5 over B0 → B7); `drop_path_rate` is the stochastic-depth rate
+    that timm scales linearly over the blocks (block i of N drops rate·i/N). The model carries `.scaling` (depth,
+    width, intended resolution).
     """
-    scaling = resolve_scaling(variant, phi, depth, width, resolution, alpha, beta, gamma, base_resolution)
+    if isinstance(scaling, str):
+        scaling = sc.ScalingSpec(variant=scaling)
+    if isinstance(scaling, sc.ScalingSpec):
+        scaling = scaling.resolve()
     if num_classes < 1 or in_chans < 1:
         raise ValueError(f"num_classes and in_chans must be >= 1, got {num_classes} and {in_chans}")
     dropout = scaling.dropout if dropout is None else dropout

@@ -13,6 +13,7 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
@@ -20,9 +21,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
-from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model, resolve_scaling
+from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 
-Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]
+# Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it.
+torch.serialization.add_safe_globals([sc.ScalingSpec])
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -31,15 +33,7 @@ class EfficientNetModule(pl.LightningModule):
 
     def __init__(
         self,
-        variant: Variant | None = None,
-        phi: float | None = None,
-        alpha: float = sc.ALPHA,
-        beta: float = sc.BETA,
-        gamma: float = sc.GAMMA,
-        base_resolution: int = sc.BASE_RESOLUTION,
-        depth: float | None = None,
-        width: float | None = None,
-        resolution: int | None = None,
+        scaling: sc.ScalingSpec = sc.ScalingSpec(),  # variant, φ or multipliers; the data resolution follows it
         num_classes: int = 1000,
         dropout: float | None = None,
         drop_path_rate: float = DROP_PATH_RATE,
@@ -64,15 +58,7 @@ class EfficientNetModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(
-            variant,
-            phi=phi,
-            depth=depth,
-            width=width,
-            resolution=resolution,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            base_resolution=base_resolution,
+            scaling,
             num_classes=num_classes,
             dropout=dropout,
             drop_path_rate=drop_path_rate,
@@ -212,16 +198,9 @@ class CrossEntropy(MeanMetric):
         super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
 
 
-def resolution_of(
-    variant: str | None,
-    phi: float | None,
-    depth: float | None,
-    width: float | None,
-    resolution: int | None,
-    alpha: float,
-    beta: float,
-    gamma: float,
-    base_resolution: int,
-) -> int:
-    """The input size the model section implies; the CLI links it into `data.init_args.resolution`."""
-    return resolve_scaling(variant, phi, depth, width, resolution, alpha, beta, gamma, base_resolution).resolution
+def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
+    """The input size (px) the `model.scaling` section implies; the CLI links it into `data.init_args.resolution`.
+
+    The link runs at parse time, when jsonargparse hands over the section as a Namespace of the spec's fields."""
+    spec = scaling if isinstance(scaling, sc.ScalingSpec) else sc.ScalingSpec(**scaling.as_dict())
+    return spec.resolve().resolution

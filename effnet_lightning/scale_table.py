@@ -34,7 +34,7 @@ class Row:
 def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
     """Params and MACs of the model `scaling` describes, at its own resolution."""
     with torch.device("meta"):
-        model = create_model(depth=scaling.depth, width=scaling.width, num_classes=num_classes)
+        model = create_model(scaling, num_classes=num_classes)
     return Row(
         scaling.name,
         scaling.phi,

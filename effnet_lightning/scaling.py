@@ -10,13 +10,16 @@ Two families live side by side and must not be confused:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 ALPHA = 1.2  # depth coefficient, paper §3.3 grid search on B0
 BETA = 1.1  # width coefficient, paper §3.3
 GAMMA = 1.15  # resolution coefficient, paper §3.3
 BASE_RESOLUTION = 224  # px, B0's input size (paper Table 1)
 RESOLUTION_MULTIPLE = 4  # px; every official resolution (224 ... 600) is a multiple of 4
+
+Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]  # the released family (official table below)
 
 DROPOUT_MIN, DROPOUT_MAX = 0.2, 0.5  # B0 and B7 dropout in the official table
 PHI_MAX_OFFICIAL = 7  # B7
@@ -153,3 +156,45 @@ TABLE7 = {
     "resolution": explicit(resolution=2.0),
     "compound": explicit(depth=1.4, width=1.2, resolution=1.3),
 }
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    """How a config asks for a network size: exactly one of a variant, φ, or depth/width multipliers.
+
+    This is the one typed definition of the scaling arguments: the `model.scaling:` section of a config, the
+    argument of `create_model`, and what the CLI links into the datamodule's resolution. `resolution` (px)
+    overrides the input size the scaling implies, whichever way was used; nothing given means B0.
+    """
+
+    variant: Variant | None = None
+    phi: float | None = None  # compound coefficient: depth α^φ, width β^φ, resolution base·γ^φ
+    depth: float | None = None  # explicit multipliers on B0 (either may be left out: 1.0)
+    width: float | None = None
+    resolution: int | None = None  # px; overrides the implied input size
+    alpha: float = ALPHA
+    beta: float = BETA
+    gamma: float = GAMMA
+    base_resolution: int = BASE_RESOLUTION  # px, the resolution φ = 0 (or multiplier 1) stands for
+
+    def resolve(self) -> Scaling:
+        """The multipliers and input size this spec stands for; a sentence-long ValueError if it is ambiguous."""
+        explicit_given = self.depth is not None or self.width is not None
+        asked = {"variant": self.variant is not None, "phi": self.phi is not None, "depth/width": explicit_given}
+        ways = [name for name, given in asked.items() if given]
+        if len(ways) > 1:
+            raise ValueError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
+        if self.variant is not None:
+            result = official(self.variant)
+        elif self.phi is not None:
+            result = compound(self.phi, self.alpha, self.beta, self.gamma, self.base_resolution)
+        elif explicit_given:
+            depth, width = self.depth or 1.0, self.width or 1.0
+            result = explicit(depth=depth, width=width, base_resolution=self.base_resolution)
+        else:
+            result = official("b0")
+        if self.resolution is None:
+            return result
+        if self.resolution <= 0:
+            raise ValueError(f"resolution must be a positive number of pixels, got {self.resolution}")
+        return replace(result, resolution=int(self.resolution))

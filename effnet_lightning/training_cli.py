@@ -2,9 +2,9 @@
 
 - `model:` is always EfficientNetModule; `data:` is any LightningDataModule named by `class_path` (subclass
   mode), so a user's own datamodule plugs in. Datamodules take `resolution` and expose `num_classes`.
-- Links: resolution from the model's scaling into `data.init_args.resolution` at parse time (computed from
-  variant/φ/multipliers, or `model.resolution` when given); `data.num_classes` into `model.num_classes` when
-  the datamodule is built.
+- Links: the `model.scaling` section (variant/φ/multipliers, or its `resolution` when given) into
+  `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
+  built.
 - One run directory per run: runs/version_N/ holds config.yaml, checkpoints/ and the TensorBoard events.
 - Long runs survive being stopped (docs/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
   also every N steps / M minutes and on SIGTERM), `nonfinite:` stops or skips on a NaN loss, RNG states go
@@ -36,7 +36,6 @@ from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-SCALING_KEYS = ("variant", "phi", "depth", "width", "resolution", "alpha", "beta", "gamma", "base_resolution")
 LAST_EVERY_MINUTES = 15  # default refresh of last.ckpt: a kill -9 or power cut loses at most ~15 min of training
 
 
@@ -105,7 +104,7 @@ class EffnetCLI(LightningCLI):
             raise record.failure from record.failure.error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments(tuple(f"model.{k}" for k in SCALING_KEYS), "data.init_args.resolution", resolution_of)
+        parser.link_arguments("model.scaling", "data.init_args.resolution", resolution_of)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(NonFiniteLoss, "nonfinite")

@@ -35,7 +35,7 @@ def test_fit_writes_one_run_directory(trained):
     assert any(p.name.startswith("best-") for p in (run / "checkpoints").iterdir())
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["model"]["phi"] == -4.0 and config["trainer"]["max_epochs"] == TRAINED_EPOCHS
+    assert config["model"]["scaling"]["phi"] == -4.0 and config["trainer"]["max_epochs"] == TRAINED_EPOCHS
 
 
 def test_fit_learns_above_chance(trained):
@@ -102,15 +102,15 @@ def test_print_config(capfd):
         capfd, "fit", "--config", str(Path(__file__).parents[1] / "configs" / "cifar_debug.yaml"), "--print_config"
     )
     assert done.returncode == 0, done.stderr
-    assert yaml.safe_load(done.stdout)["model"]["phi"] == -4.0
+    assert yaml.safe_load(done.stdout)["model"]["scaling"]["phi"] == -4.0
 
 
 @pytest.mark.parametrize(
     "model_args, resolution",
     [
-        (["--model.variant=b1", "--model.phi=null", "--model.resolution=null"], 240),  # official table
-        (["--model.phi=1", "--model.resolution=null"], 256),  # 224 * 1.15, rounded to 4 px
-        ([], 32),  # model.resolution overrides
+        (["--model.scaling.variant=b1", "--model.scaling.phi=null", "--model.scaling.resolution=null"], 240),
+        (["--model.scaling.phi=1", "--model.scaling.resolution=null"], 256),  # 224 * 1.15, rounded to 4 px
+        ([], 32),  # model.scaling.resolution overrides
     ],
 )
 def test_links_resolution_into_data_and_num_classes_into_model(cifar10_module, tmp_path, model_args, resolution):
@@ -124,8 +124,14 @@ def test_links_resolution_into_data_and_num_classes_into_model(cifar10_module, t
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model.variant=b9", "--model.phi=null"], "Given value: b9"),  # jsonargparse's words, on one line
-        (["--model.phi=-4", "--model.width=2"], "give only one of variant, phi or depth/width multipliers"),
+        (
+            ["--model.scaling.variant=b9", "--model.scaling.phi=null"],
+            "Given value: b9",
+        ),  # jsonargparse's words, on one line
+        (
+            ["--model.scaling.phi=-4", "--model.scaling.width=2"],
+            "give only one of variant, phi or depth/width multipliers",
+        ),
         (["--data.init_args.batch_size=0"], "data.batch_size must be a positive number of images per device; got 0"),
         (["--data.init_args.num_workers=-1"], "data.num_workers must be 0 (load in the main process) or more; got -1"),
         (["--data.init_args.std=[0.2,0,0.2]"], "data.std must not contain 0"),
@@ -166,7 +172,7 @@ def test_default_root_dir_that_is_a_file(cifar10_module, tmp_path, capfd):
 
 
 def test_resolution_below_the_stride_warns(cifar10_module, tmp_path, capfd):
-    extra = ("--model.resolution=16", "--trainer.fast_dev_run=1")
+    extra = ("--model.scaling.resolution=16", "--trainer.fast_dev_run=1")
     done = effnet(capfd, "fit", *debug_args(cifar10_module, tmp_path / "runs", *extra))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "effnet: warning: the input resolution 16 px is below the network's stride of 32 px" in done.stderr

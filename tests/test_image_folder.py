@@ -262,7 +262,7 @@ def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path, recwarn: pyte
     runs = tmp_path / "runs"
     returncode = main(
         ["fit", "--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16",
-         "--data.num_workers=0", "--model.phi=-4", "--model.resolution=32", "--model.bn_momentum=0.5",
+         "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--model.bn_momentum=0.5",
          "--model.optimizer=adamw", "--model.lr=0.05", f"--trainer.max_epochs={EPOCHS}", "--trainer.accelerator=cpu",
          f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false", "--seed_everything=0"]
     )  # fmt: skip

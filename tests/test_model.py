@@ -6,7 +6,7 @@ import torch
 
 from effnet_lightning import create_model
 from effnet_lightning.flops import count_macs, count_params
-from effnet_lightning.scaling import OFFICIAL_VARIANTS
+from effnet_lightning.scaling import OFFICIAL_VARIANTS, ScalingSpec
 
 # timm 1.0.31 efficientnet_bN parameter counts at 1000 classes (DESIGN.md, verified).
 TIMM_PARAMS = dict(
@@ -44,15 +44,17 @@ def test_params_and_macs_match_timm_and_table2(variant):
 
 
 def test_meta_and_real_macs_agree():
-    model = create_model(phi=-2, num_classes=10)
+    model = create_model(ScalingSpec(phi=-2), num_classes=10)
     with torch.device("meta"):
-        meta = create_model(phi=-2, num_classes=10)
+        meta = create_model(ScalingSpec(phi=-2), num_classes=10)
     assert count_macs(model, 64) == count_macs(meta, 64) > 0
 
 
 def test_phi_zero_is_b0_and_phi_one_scales_depth_and_width():
-    assert [p.shape for p in create_model(phi=0).parameters()] == [p.shape for p in create_model("b0").parameters()]
-    m = create_model(phi=1)
+    assert [p.shape for p in create_model(ScalingSpec(phi=0)).parameters()] == [
+        p.shape for p in create_model("b0").parameters()
+    ]
+    m = create_model(ScalingSpec(phi=1))
     assert (m.scaling.depth, m.scaling.width) == (pytest.approx(1.2), pytest.approx(1.1))
     assert m.conv_stem.out_channels == 32  # round_channels(32 * 1.1) = 32 (35.2 + 4 -> 32, >= 90%)
     assert m.conv_head.out_channels == 1408  # round_channels(1280 * 1.1) = 1408
@@ -68,14 +70,16 @@ def test_phi_zero_is_b0_and_phi_one_scales_depth_and_width():
     ],
 )
 def test_explicit_scaling(kwargs, blocks, head, resolution):
-    m = create_model(**kwargs)
+    m = create_model(ScalingSpec(**kwargs))
     assert sum(len(stage) for stage in m.blocks) == blocks
     assert m.conv_head.out_channels == head
     assert m.scaling.resolution == resolution
 
 
 def test_options_reach_the_network():
-    m = create_model(phi=-2, num_classes=7, dropout=0.3, drop_path_rate=0.1, bn_momentum=0.01, bn_eps=1e-3, in_chans=1)
+    m = create_model(
+        ScalingSpec(phi=-2), num_classes=7, dropout=0.3, drop_path_rate=0.1, bn_momentum=0.01, bn_eps=1e-3, in_chans=1
+    )
     assert m.classifier.out_features == 7 and m.conv_stem.in_channels == 1
     assert m.drop_rate == 0.3
     assert (m.bn1.momentum, m.bn1.eps) == (0.01, 1e-3)
@@ -88,11 +92,12 @@ def test_options_reach_the_network():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(variant="b9"), "choose one of b0"),
-        (dict(variant="b1", phi=1.0), "only one of variant, phi"),
-        (dict(phi=0, num_classes=0), "num_classes"),
-        (dict(phi=0, dropout=1.5), "dropout must be in"),
-        (dict(phi=0, resolution=-3), "positive number of pixels"),
+        (dict(scaling=ScalingSpec(variant="b9")), "choose one of b0"),
+        (dict(scaling=ScalingSpec(variant="b1", phi=1.0)), "only one of variant, phi"),
+        (dict(scaling=ScalingSpec(width=2.0, phi=1.0)), "only one of variant, phi or depth/width"),
+        (dict(scaling="b0", num_classes=0), "num_classes"),
+        (dict(scaling="b0", dropout=1.5), "dropout must be in"),
+        (dict(scaling=ScalingSpec(phi=0, resolution=-3)), "positive number of pixels"),
     ],
 )
 def test_bad_arguments(kwargs, message):

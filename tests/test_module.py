@@ -1,12 +1,16 @@
 """EfficientNetModule: optimizer recipe, LR scaling by global batch, metrics and predictions."""
 
+from dataclasses import asdict
+
 import lightning.pytorch as pl
 import pytest
 import torch
+from jsonargparse import Namespace
 from timm.optim import RMSpropTF
 from torch.utils.data import DataLoader, TensorDataset
 
 from effnet_lightning.module import EfficientNetModule, resolution_of
+from effnet_lightning.scaling import ScalingSpec
 
 
 class SeparableData(pl.LightningDataModule):
@@ -29,7 +33,7 @@ class SeparableData(pl.LightningDataModule):
 
 
 def tiny(**kwargs) -> EfficientNetModule:
-    return EfficientNetModule(phi=-4, resolution=32, num_classes=3, bn_momentum=0.1, **kwargs)
+    return EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3, bn_momentum=0.1, **kwargs)
 
 
 def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
@@ -94,11 +98,11 @@ def test_learns_and_logs_metric_names(tmp_path):
 
 
 def test_resolution_link_follows_the_model_section():
-    args = dict(alpha=1.2, beta=1.1, gamma=1.15, base_resolution=224)
-    assert resolution_of("b1", None, None, None, None, **args) == 240
-    assert resolution_of(None, 1.0, None, None, None, **args) == 256
-    assert resolution_of("b1", None, None, None, 32, **args) == 32
-    assert EfficientNetModule("b0", num_classes=10).resolution == 224
+    assert resolution_of(ScalingSpec(variant="b1")) == 240
+    assert resolution_of(ScalingSpec(phi=1.0)) == 256  # 224 * 1.15 = 257.6, on the 4 px grid
+    assert resolution_of(ScalingSpec(variant="b1", resolution=32)) == 32
+    assert resolution_of(Namespace(**asdict(ScalingSpec(depth=2.0)))) == 224  # what the link gets at parse time
+    assert EfficientNetModule(ScalingSpec(variant="b0"), num_classes=10).resolution == 224
 
 
 def test_channels_last_option(tmp_path):
@@ -117,3 +121,12 @@ def test_ema_and_module_share_one_metric_definition(tmp_path):
     metrics = trainer.callback_metrics
     for name in ("loss", "acc1", "acc5"):
         assert metrics[f"val_ema/{name}"].item() == pytest.approx(metrics[f"val/{name}"].item(), rel=1e-6), name
+
+
+def test_checkpoint_of_a_module_built_in_python_loads_weights_only(tmp_path):
+    """The ScalingSpec in the hyperparameters is allow-listed for weights-only unpickling."""
+    trainer = fit(tiny(), SeparableData(), tmp_path, max_steps=1)
+    trainer.save_checkpoint(tmp_path / "tiny.ckpt")
+    loaded = EfficientNetModule.load_from_checkpoint(tmp_path / "tiny.ckpt", weights_only=True)
+    assert loaded.hparams.scaling == ScalingSpec(phi=-4, resolution=32)
+    assert loaded.resolution == 32

@@ -13,6 +13,7 @@ from effnet_lightning.callbacks import NonFiniteLoss, NonFiniteLossError, RunChe
 from effnet_lightning.cli import EXIT_NONFINITE, main
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 from effnet_lightning.module import EfficientNetModule
+from effnet_lightning.scaling import ScalingSpec
 
 POISONED_STEP = 3  # the loss of the batch trained at global_step 3 (the 4th update) is NaN
 
@@ -43,7 +44,7 @@ def poisoned(monkeypatch):
 
 def fit(cifar10_root, tmp_path, action: str) -> tuple[pl.Trainer, EfficientNetModule, Snapshots]:
     pl.seed_everything(0)
-    module = EfficientNetModule(phi=-4, resolution=32, num_classes=10, optimizer="sgd")
+    module = EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=10, optimizer="sgd")
     data = CIFAR10DataModule(str(cifar10_root), val_size=500, resolution=32, batch_size=20, num_workers=0)
     snapshots = Snapshots()
     trainer = pl.Trainer(
@@ -89,7 +90,7 @@ def test_cli_exits_3_with_one_line(cifar10_root, tmp_path, capsys, monkeypatch, 
     config.write_text(
         f"""
 trainer: {{accelerator: cpu, max_steps: 6, default_root_dir: {tmp_path / "runs"}, enable_progress_bar: false}}
-model: {{phi: -4, resolution: 32}}
+model: {{scaling: {{phi: -4, resolution: 32}}}}
 data:
   class_path: CIFAR10DataModule
   init_args: {{data_dir: {cifar10_root}, val_size: 500, batch_size: 20, num_workers: 0}}

@@ -104,7 +104,7 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def fit_args(root: Path, *data_args: str) -> list[str]:
-    return ["fit", *data_args, "--model.phi=-4", "--model.resolution=32", "--trainer.fast_dev_run=1",
+    return ["fit", *data_args, "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--trainer.fast_dev_run=1",
             "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
             f"--trainer.default_root_dir={root}"]  # fmt: skip
 

@@ -31,7 +31,7 @@ trainer:
   default_root_dir: {runs}
   limit_val_batches: 1
   enable_progress_bar: false
-model: {{phi: -4, resolution: 32}}
+model: {{scaling: {{phi: -4, resolution: 32}}}}
 data:
   class_path: CIFAR10DataModule
   init_args: {{data_dir: {data_dir}, val_size: 100, batch_size: 20, num_workers: 0}}

@@ -22,6 +22,7 @@ from effnet_lightning.callbacks import EMA, NonFiniteLoss, RNGState, RunCheckpoi
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 from effnet_lightning.module import EfficientNetModule
+from effnet_lightning.scaling import ScalingSpec
 
 STEPS_PER_EPOCH = 5  # 100 training images (600 stand-ins, 500 held out) / batch 20
 EPOCHS = 2
@@ -70,7 +71,9 @@ def train(
     **trainer_kwargs,
 ) -> tuple[pl.Trainer, EfficientNetModule, EMA]:
     pl.seed_everything(seed, workers=True)
-    module = EfficientNetModule(phi=-4, resolution=32, num_classes=10, dropout=0.2, drop_path_rate=0.2, lr=0.05)
+    module = EfficientNetModule(
+        ScalingSpec(phi=-4, resolution=32), num_classes=10, dropout=0.2, drop_path_rate=0.2, lr=0.05
+    )
     data = CIFAR10DataModule(
         str(data_dir), val_size=500, resolution=32, batch_size=20, num_workers=num_workers, persistent_workers=True
     )

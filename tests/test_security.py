@@ -31,7 +31,7 @@ def tiny_config(path: Path, data_dir: Path, runs: Path) -> Path:
     path.write_text(
         f"""
 trainer: {{accelerator: cpu, max_epochs: 1, default_root_dir: {runs}, enable_progress_bar: false}}
-model: {{phi: -4, resolution: 32}}
+model: {{scaling: {{phi: -4, resolution: 32}}}}
 data:
   class_path: CIFAR10DataModule
   init_args: {{data_dir: {data_dir}, val_size: 100, batch_size: 50, num_workers: 0}}
@@ -45,7 +45,7 @@ def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, ca
     monkeypatch.setattr(sys, "argv", ["effnet"])
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"
-    payload = {"state_dict": {}, "hyper_parameters": {"phi": -4}}
+    payload = {"state_dict": {}, "hyper_parameters": {"scaling": {"phi": -4}}}
     payload[where] = {"x": OpensAFile(marker)}
     torch.save(payload, evil)
     config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
