@@ -22,6 +22,7 @@ import copy
 import csv
 import io
 import logging
+import re
 import statistics
 import sys
 import tempfile
@@ -386,6 +387,12 @@ def _count(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", text) is None:
+        raise argparse.ArgumentTypeError(f"choose auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def build_parser(prog: str = "effnet benchmark") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog,
@@ -414,7 +421,7 @@ def build_parser(prog: str = "effnet benchmark") -> argparse.ArgumentParser:
         help="torch.compile the model (mode: default, reduce-overhead, max-autotune)",
     )
     p.add_argument("--grad-checkpointing", action="store_true", help="timm's set_grad_checkpointing(True)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    p.add_argument("--device", type=_device, default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     p.add_argument("--steps", type=_count, default=10, help="timed steps (default %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default %(default)s)")
     p.add_argument("--num-classes", type=_count, default=1000, help="classifier size (default %(default)s)")
@@ -438,8 +445,6 @@ def main(argv: Sequence[str]) -> int:
         device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {device}: no CUDA device is visible here; use --device cpu")
-        if torch.device(device).type not in ("cpu", "cuda"):
-            raise ValueError(f"--device {device}: choose auto, cpu, cuda or cuda:N")
         resolved = resolve_precision(args.precision, torch.device(device).type)
         if resolved.precision not in ("32-true", *AUTOCAST):
             raise ValueError(f"--precision {args.precision}: choose auto, 32-true, bf16-mixed or 16-mixed")
