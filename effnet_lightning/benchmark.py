@@ -40,7 +40,7 @@ from torch import nn
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs
-from effnet_lightning.memory import check_size, human_bytes
+from effnet_lightning.memory import check_size, human_bytes, saved_activation_bytes
 from effnet_lightning.model import TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.precision import resolve_precision
 from effnet_lightning.scale_table import _Parser, _positive, _real, _variant
@@ -179,25 +179,20 @@ class BareLoop:
             self.model(x)
 
     def counted_memory(self) -> int:
-        """Bytes held during a training step: weights, grads, optimizer state, EMA and the saved activations."""
-        from torch.autograd.graph import saved_tensors_hooks
-
-        saved: dict[int, torch.Tensor] = {}
-
-        def pack(tensor: torch.Tensor) -> torch.Tensor:
-            saved[id(tensor)] = tensor
-            return tensor
-
+        """Bytes held at the peak of a training step: weights, gradients (one per weight), optimizer state, EMA
+        and the activations saved for backward (memory.py); with checkpointing, plus the largest block's
+        activations, which backward rebuilds one block at a time."""
         x = to_model_input(self.images, self.resolution).contiguous(memory_format=self.memory_format)
-        with saved_tensors_hooks(pack, lambda tensor: tensor), torch.autocast(**self.autocast):
-            loss = F.cross_entropy(self.model(x), self.targets, label_smoothing=LABEL_SMOOTHING)
-        parameters = {id(p) for p in self.model.parameters()}
-        activations = sum(t.numel() * t.element_size() for k, t in saved.items() if k not in parameters)
-        loss.backward()  # gradients exist from here until zero_grad
-        tensors = list(self.model.parameters()) + [p.grad for p in self.model.parameters() if p.grad is not None]
+        with torch.autocast(**self.autocast):
+            activations, _ = saved_activation_bytes(self.model, x)
+            if self.setting.grad_checkpointing:
+                self.model.set_grad_checkpointing(False)
+                activations += max(saved_activation_bytes(self.model, x)[1])
+                self.model.set_grad_checkpointing(True)
+        params = list(self.model.parameters())
+        tensors = params + [p for p in params if p.requires_grad]  # a gradient has its weight's size and dtype
         tensors += [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
         tensors += list(self.average.parameters()) + list(self.average.buffers())
-        self.optimizer.zero_grad(set_to_none=True)
         return activations + sum(t.numel() * t.element_size() for t in tensors)
 
 

@@ -59,6 +59,12 @@ class MemoryEstimate:
     ema_bytes: int
     activation_bytes_per_image: int  # saved for backward, no checkpointing
     checkpointed_activation_bytes_per_image: int  # with timm's set_grad_checkpointing(True)
+    recompute_bytes_per_image: int  # checkpointing: the largest block's activations, rebuilt during backward
+
+    @property
+    def checkpointing_saving(self) -> float:
+        """How many times fewer activation bytes are saved with checkpointing (the issue's goal: >= 4)."""
+        return self.activation_bytes_per_image / self.checkpointed_activation_bytes_per_image
 
     @property
     def state_bytes(self) -> int:
@@ -66,8 +72,9 @@ class MemoryEstimate:
 
     def training_bytes(self, batch_size: int, grad_checkpointing: bool = False) -> int:
         """Weights, gradients, optimizer state, EMA and the activations a batch keeps until its backward pass."""
-        if grad_checkpointing:
-            return self.state_bytes + batch_size * self.checkpointed_activation_bytes_per_image
+        if grad_checkpointing:  # the saved block inputs, plus one block recomputed at a time in backward
+            per_image = self.checkpointed_activation_bytes_per_image + self.recompute_bytes_per_image
+            return self.state_bytes + batch_size * per_image
         return self.state_bytes + batch_size * self.activation_bytes_per_image
 
 
@@ -168,42 +175,61 @@ def check_size(scaling: sc.Scaling, num_classes: int = 1000, limit_bytes: int = 
     return size
 
 
-def saved_activation_bytes(model: nn.Module, images: torch.Tensor) -> int:
-    """Bytes of the tensors autograd saves for backward in one forward pass of `model` on `images`.
+def saved_activation_bytes(model: nn.Module, images: torch.Tensor) -> tuple[int, list[int]]:
+    """Bytes of the tensors autograd saves for backward in one forward pass of `model` on `images`: the total,
+    and each block's share (in forward order).
 
     Parameters saved by their ops (conv weights) are left out: they are counted once as parameters. A tensor
     saved by several ops is counted once.
     """
-    saved: dict[int, torch.Tensor] = {}  # id -> tensor; holding the tensor keeps its id unique meanwhile
+    parameters = {id(p) for p in model.parameters()}
+    saved: dict[int, int] = {}  # id -> bytes; `kept` holds the tensors so that ids stay unique meanwhile
+    kept: list[torch.Tensor] = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved[id(tensor)] = tensor
+        if id(tensor) not in parameters and id(tensor) not in saved:
+            saved[id(tensor)] = tensor.numel() * tensor.element_size()
+            kept.append(tensor)
         return tensor
 
-    with saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(images)
-    parameters = {id(p) for p in model.parameters()}
-    return sum(t.numel() * t.element_size() for key, t in saved.items() if key not in parameters)
+    blocks = [block for stage in model.blocks for block in stage]
+    starts: dict[int, int] = {}
+    per_block: list[int] = []
+    handles = [b.register_forward_pre_hook(lambda m, a: starts.__setitem__(id(m), sum(saved.values()))) for b in blocks]
+    handles += [
+        b.register_forward_hook(lambda m, a, o: per_block.append(sum(saved.values()) - starts[id(m)])) for b in blocks
+    ]
+    try:
+        with saved_tensors_hooks(pack, lambda tensor: tensor):
+            model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(saved.values()), per_block
 
 
-def activation_bytes_per_image(model: nn.Module, resolution: int, grad_checkpointing: bool = False) -> int:
-    """Saved-activation bytes per image in training mode, on the model's device (meta: no allocation).
+def activation_bytes_per_image(model: nn.Module, resolution: int, grad_checkpointing: bool = False) -> tuple[int, int]:
+    """Saved-activation bytes per image in training mode, on the model's device (meta: no allocation), and the
+    largest single block's share.
 
     Counted as the difference between batches of 4 and 2 images, so whatever does not grow with the batch drops
-    out (BatchNorm in training needs more than one value per channel, hence not 1 and 2).
+    out (BatchNorm in training needs more than one value per channel, hence not 1 and 2). Without
+    checkpointing, the largest block's share is what checkpointing adds back during backward: timm checkpoints
+    every block separately (`checkpoint_seq`), so backward rebuilds one block's activations at a time.
     """
     device = next(model.parameters()).device
     was_training = model.training
     model.train()
     model.set_grad_checkpointing(grad_checkpointing)
     try:
-        two, four = (
+        (two, two_blocks), (four, four_blocks) = (
             saved_activation_bytes(model, torch.zeros(n, 3, resolution, resolution, device=device)) for n in (2, 4)
         )
     finally:
         model.set_grad_checkpointing(False)
         model.train(was_training)
-    return (four - two) // 2
+    largest = max((b - a) // 2 for a, b in zip(two_blocks, four_blocks, strict=True))
+    return (four - two) // 2, largest
 
 
 def estimate(
@@ -219,14 +245,17 @@ def estimate(
     with torch.device("meta"):
         model = create_model(scaling, num_classes=num_classes)
     params = sum(p.numel() for p in model.parameters())
+    activations, largest_block = activation_bytes_per_image(model, scaling.resolution)
+    checkpointed, _ = activation_bytes_per_image(model, scaling.resolution, grad_checkpointing=True)
     return MemoryEstimate(
         params=params,
         param_bytes=params * FP32_BYTES,
         grad_bytes=params * FP32_BYTES,
         optimizer_bytes=2 * params * FP32_BYTES,
         ema_bytes=params * FP32_BYTES,
-        activation_bytes_per_image=activation_bytes_per_image(model, scaling.resolution),
-        checkpointed_activation_bytes_per_image=activation_bytes_per_image(model, scaling.resolution, True),
+        activation_bytes_per_image=activations,
+        checkpointed_activation_bytes_per_image=checkpointed,
+        recompute_bytes_per_image=largest_block,
     )
 
 

@@ -77,7 +77,7 @@ def test_hook_count_agrees_with_real_cpu_allocations():
     images = torch.randn(8, 3, 64, 64)
     for checkpointing in (False, True):
         model.set_grad_checkpointing(checkpointing)
-        counted = memory.saved_activation_bytes(model, images)
+        counted, _ = memory.saved_activation_bytes(model, images)
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             logits = model(images)
         held = sum(event.self_cpu_memory_usage for event in prof.events()) - logits.numel() * 4
@@ -92,6 +92,11 @@ def test_checkpointing_saves_at_least_4x_activation_memory(variant):
     assert ratio >= 4, ratio
     assert estimate.params == memory.size_estimate(sc.official(variant)).params
     assert estimate.training_bytes(16, True) < estimate.training_bytes(16)
+    # backward rebuilds one block at a time: the largest block is counted on top of the checkpointed bytes
+    assert 0 < estimate.recompute_bytes_per_image < estimate.activation_bytes_per_image / 4
+    assert estimate.training_bytes(1, True) == (
+        estimate.state_bytes + estimate.checkpointed_activation_bytes_per_image + estimate.recompute_bytes_per_image
+    )
 
 
 def test_checkpointing_leaves_gradients_equal():
