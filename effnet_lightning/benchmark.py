@@ -12,7 +12,9 @@ For each model (a variant, φ or multipliers) at one resolution, batch, precisio
 
 `--vs-bare` also runs the framework's step, a real Lightning Trainer with EfficientNetModule, the recipe's
 EMA, LR schedule and non-finite guard, and an ImageDataModule's on-device uint8 -> float resize/normalize, side
-by side with the bare step in one run (interleaved rounds), and reports the ratio of their median step times.
+by side with the bare step in one run: after every framework step, inside its last `on_train_batch_end` hook,
+one bare step runs and is timed apart, so that the two alternate step by step and the load of a shared machine
+falls on both alike. It reports the ratio of their median step times.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Result:
     train_tflops: float
     infer_tflops: float
     framework_img_s: float | None = None  # --vs-bare: Lightning Trainer + module + recipe callbacks + datamodule
-    bare_img_s: float | None = None  # --vs-bare: the bare loop, same rounds
+    bare_img_s: float | None = None  # --vs-bare: the bare loop, steps alternating with the framework's
     overhead: float | None = None  # framework median step time / bare median step time
 
 
@@ -95,7 +97,6 @@ class Setting:
     warmup: int = 3
     source_size: int | None = None  # px of the uint8 images before the on-device resize; None: the resolution
     num_classes: int = 1000
-    rounds: int = 2  # --vs-bare: framework and bare alternate this many times
 
 
 def _sync(device: torch.device) -> None:
@@ -196,13 +197,19 @@ class BareLoop:
         return activations + sum(t.numel() * t.element_size() for t in tensors)
 
 
-def framework_times(
-    spec: sc.ScalingSpec, weights: dict[str, torch.Tensor], setting: Setting, device: torch.device
-) -> list[float]:
-    """Seconds per step of a real `Trainer.fit`: EfficientNetModule, recipe callbacks, an ImageDataModule.
+def framework_vs_bare(
+    spec: sc.ScalingSpec,
+    weights: dict[str, torch.Tensor],
+    setting: Setting,
+    device: torch.device,
+    bare_step: Callable[[], None],
+) -> tuple[list[float], list[float]]:
+    """Seconds per step of a real `Trainer.fit` (EfficientNetModule, recipe callbacks, an ImageDataModule) and
+    of `bare_step`, alternating, after `setting.warmup` steps of each.
 
-    A step is the time between consecutive `on_train_batch_end` hooks (fetch, transfer, resize, forward,
-    backward, optimizer, EMA, every callback), synchronised on CUDA, after `setting.warmup` steps.
+    A framework step is the time from the end of one step's last `on_train_batch_end` hook to the next one's
+    (fetch, transfer, resize, forward, backward, optimizer, EMA, every callback), synchronised on CUDA. Each
+    bare step runs at the end of that hook and is left out of the framework's time.
     """
     from lightning.pytorch import Callback, Trainer
 
@@ -235,11 +242,19 @@ def framework_times(
 
     class StepTimer(Callback):
         def __init__(self) -> None:
-            self.ends: list[float] = []
+            self.framework: list[float] = []
+            self.bare: list[float] = []
+            self.last_end: float | None = None
 
         def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
             _sync(device)
-            self.ends.append(time.perf_counter())
+            start = time.perf_counter()
+            if self.last_end is not None:
+                self.framework.append(start - self.last_end)
+                bare_step()
+                _sync(device)
+                self.bare.append(time.perf_counter() - start)
+            self.last_end = time.perf_counter()
 
     scaling = spec.resolve()
     module = EfficientNetModule(
@@ -272,8 +287,7 @@ def framework_times(
             trainer.fit(module, datamodule=RandomImages(setting.source_size or scaling.resolution))
         finally:
             lightning_log.setLevel(level)
-    intervals = [b - a for a, b in zip(timer.ends[:-1], timer.ends[1:], strict=True)]
-    return intervals[setting.warmup :]
+    return timer.framework[setting.warmup :], timer.bare[setting.warmup :]
 
 
 def run(spec: sc.ScalingSpec, setting: Setting, vs_bare: bool = False) -> Result:
@@ -299,10 +313,7 @@ def run(spec: sc.ScalingSpec, setting: Setting, vs_bare: bool = False) -> Result
     bare.model.train()
     framework_img_s = bare_img_s = overhead = None
     if vs_bare:
-        framework, plain = [], []
-        for _ in range(setting.rounds):  # interleaved, so that load on a shared machine hits both alike
-            framework += framework_times(spec, initial, setting, device)
-            plain += timed(bare.step, device, setting.steps, setting.warmup)
+        framework, plain = framework_vs_bare(spec, initial, setting, device, bare.step)
         framework_img_s = setting.batch_size / statistics.median(framework)
         bare_img_s = setting.batch_size / statistics.median(plain)
         overhead = statistics.median(framework) / statistics.median(plain)
