@@ -454,6 +454,8 @@ def main(argv: Sequence[str]) -> int:
         resolved = resolve_precision(args.precision, torch.device(device).type)
         if resolved.precision not in ("32-true", *AUTOCAST):
             raise ValueError(f"--precision {args.precision}: choose auto, 32-true, bf16-mixed or 16-mixed")
+        if resolved.precision == "16-mixed" and torch.device(device).type == "cpu":
+            raise ValueError("--precision 16-mixed needs a CUDA device (loss scaling); on a CPU use 32-true")
         if args.warmup < 0:
             raise ValueError(f"--warmup must be 0 or more, got {args.warmup}")
     except (ValueError, RuntimeError) as err:
@@ -472,7 +474,15 @@ def main(argv: Sequence[str]) -> int:
         source_size=args.source_size,
         num_classes=args.num_classes,
     )
-    results = [run(spec, setting, vs_bare=args.vs_bare) for spec in specs]
+    try:
+        results = [run(spec, setting, vs_bare=args.vs_bare) for spec in specs]
+    except torch.OutOfMemoryError:
+        print(
+            f"effnet benchmark: error: out of device memory at batch {setting.batch_size}; lower --batch-size or "
+            "add --grad-checkpointing (effnet scale shows the memory per image)",
+            file=sys.stderr,
+        )
+        return 2
     print(format_csv(results) if args.format == "csv" else format_text(results))
     return 0
 

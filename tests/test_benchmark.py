@@ -67,6 +67,7 @@ def test_text_table_with_vs_bare(capsys):
         (["--batch-size", "0"], "expected a whole number >= 1"),
         (["--precision", "fp8"], "choose auto, 32-true, bf16-mixed or 16-mixed"),
         (["--device", "tpu"], "choose auto, cpu, cuda or cuda:N"),
+        (["--device", "cpu", "--precision", "16-mixed"], "16-mixed needs a CUDA device"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(capsys, args, message):
@@ -82,3 +83,14 @@ def test_cuda_without_a_gpu_is_refused(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["benchmark", "--device", "cuda"])
     assert stop.value.code == 2 and "no CUDA device is visible here" in capsys.readouterr().err
+
+
+def test_out_of_memory_is_one_line_exit_2(monkeypatch, capsys):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("effnet_lightning.benchmark.run", out_of_memory)
+    assert main(["benchmark", "--batch-size", "4096", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "out of device memory at batch 4096; lower --batch-size or add --grad-checkpointing" in err
+    assert len(err.strip().splitlines()) == 1
