@@ -19,6 +19,7 @@ commands:
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
+  benchmark    measure train/inference img/s, peak memory and TFLOP/s (--vs-bare: framework vs plain loop)
   datamodules  list the datamodules a config can name by short class name, and where they come from
 run 'effnet <command> --help' for a command's options"""
 
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from effnet_lightning.scale_table import main as scale_main
 
         return scale_main(argv[1:])
+    if command == "benchmark":
+        from effnet_lightning.benchmark import main as benchmark_main
+
+        return benchmark_main(argv[1:])
     if command == "datamodules":
         from effnet_lightning.plugins import main as datamodules_main
 
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if command in TRAINING_COMMANDS:
         return run_lightning(argv)
     print(
-        f"effnet: error: unknown command {command!r}; choose one of fit, validate, test, predict, scale, datamodules",
+        f"effnet: error: unknown command {command!r}; "
+        "choose one of fit, validate, test, predict, scale, benchmark, datamodules",
         file=sys.stderr,
     )
     return 2

@@ -1,7 +1,9 @@
-"""`effnet scale`: the table of scaled models (name, φ, depth, width, resolution, params, MACs).
+"""`effnet scale`: the table of scaled models (name, φ, depth, width, resolution, params, MACs, training memory).
 
 Models are built on the meta device, so even B7 costs no memory and no arithmetic: parameters are counted from
-shapes and MACs by FlopCounterMode from the shapes each op would produce.
+shapes, MACs by FlopCounterMode from the shapes each op would produce, and the training memory by memory.py
+(weights + gradients + optimizer state + EMA, and the activations one image keeps for its backward pass, with
+and without gradient checkpointing). A size no device could train is refused by arithmetic before any build.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs, count_params
+from effnet_lightning.memory import check_size, estimate, human_bytes
 from effnet_lightning.model import create_model
 
 
@@ -29,10 +32,14 @@ class Row:
     resolution: int
     params: int
     macs: int
+    state_bytes: int  # fp32 weights, gradients, RMSpropTF state and EMA
+    activation_bytes_per_image: int  # saved for backward, fp32
+    checkpointed_activation_bytes_per_image: int  # the same with gradient checkpointing
 
 
 def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
-    """Params and MACs of the model `scaling` describes, at its own resolution."""
+    """Params, MACs and training memory of the model `scaling` describes, at its own resolution."""
+    memory = estimate(scaling, num_classes)  # refuses an absurd size before building anything
     with torch.device("meta"):
         model = create_model(scaling, num_classes=num_classes)
     return Row(
@@ -43,6 +50,9 @@ def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
         scaling.resolution,
         count_params(model),
         count_macs(model, scaling.resolution),
+        memory.state_bytes,
+        memory.activation_bytes_per_image,
+        memory.checkpointed_activation_bytes_per_image,
     )
 
 
@@ -50,19 +60,31 @@ def _human(count: int) -> str:
     return f"{count / 1e9:.3g}G" if count >= 1e9 else f"{count / 1e6:.3g}M"
 
 
+def _memory(count: int) -> str:
+    return human_bytes(count).replace(" ", "")
+
+
 def format_text(rows: Sequence[Row], coefficients: sc.Coefficients) -> str:
-    header = f"{'name':<20} {'phi':>5} {'depth':>6} {'width':>6} {'res':>5} {'params':>8} {'MACs':>8}"
+    header = (
+        f"{'name':<20} {'phi':>5} {'depth':>6} {'width':>6} {'res':>5} {'params':>8} {'MACs':>8} "
+        f"{'state':>8} {'act/img':>8} {'ckpt/img':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         phi = "-" if r.phi is None else f"{r.phi:g}"
         lines.append(
             f"{r.name:<20} {phi:>5} {r.depth:>6.3f} {r.width:>6.3f} {r.resolution:>5} "
-            f"{_human(r.params):>8} {_human(r.macs):>8}"
+            f"{_human(r.params):>8} {_human(r.macs):>8} {_memory(r.state_bytes):>8} "
+            f"{_memory(r.activation_bytes_per_image):>8} {_memory(r.checkpointed_activation_bytes_per_image):>8}"
         )
     c = coefficients
     lines.append(
         f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g}: "
         f"FLOPs grow x{c.flops_growth:.3f} per unit of phi (alpha*beta^2*gamma^2)"
+    )
+    lines.append(
+        "training memory, fp32: state = weights + gradients + RMSpropTF state + EMA; act/img = activations one "
+        "image keeps for backward; ckpt/img = the same with gradient checkpointing"
     )
     return "\n".join(lines)
 
@@ -142,6 +164,8 @@ def main(argv: Sequence[str]) -> int:
             scalings += list(sc.TABLE7.values())
         if args.num_classes < 1:
             raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
+        for scaling in scalings:
+            check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
     except ValueError as err:
         parser.error(str(err))
     scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]

@@ -88,11 +88,15 @@ def compound(
     if base_resolution <= 0:
         raise ValueError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
     coefficients = Coefficients(alpha, beta, gamma)
+    try:
+        depth, width, side = (c**phi for c in (coefficients.alpha, coefficients.beta, coefficients.gamma))
+    except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
+        raise ValueError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
     return Scaling(
         name=f"phi{phi:g}",
-        depth=coefficients.alpha**phi,
-        width=coefficients.beta**phi,
-        resolution=round_resolution(base_resolution * coefficients.gamma**phi),
+        depth=depth,
+        width=width,
+        resolution=round_resolution(base_resolution * side),
         dropout=dropout_for_phi(phi),
         phi=float(phi),
     )
