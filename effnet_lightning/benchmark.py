@@ -213,7 +213,7 @@ def framework_vs_bare(
     """
     from lightning.pytorch import Callback, Trainer
 
-    from effnet_lightning.callbacks import EMA, LRSchedule, NonFiniteLoss
+    from effnet_lightning.callbacks import EMA, NonFiniteLoss
     from effnet_lightning.datamodules.base import ArrayDataset, ImageDataModule
     from effnet_lightning.module import EfficientNetModule
 
@@ -274,7 +274,7 @@ def framework_vs_bare(
             devices=1,
             precision=setting.precision,
             max_steps=setting.warmup + setting.steps + 1,  # +1: the first interval starts at step 1's end
-            callbacks=[LRSchedule(), EMA(decay=EMA_DECAY), NonFiniteLoss(), timer],
+            callbacks=[EMA(decay=EMA_DECAY), NonFiniteLoss(), timer],  # the LR schedule is the module's
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=False,
