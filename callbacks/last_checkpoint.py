@@ -153,7 +153,10 @@ class LastCheckpoint(Callback):
         if self.path is None or not self.path.is_file():
             return "no checkpoint was written yet."
         step = f"step {self.saved_step}" if self.saved_step >= 0 else "an earlier step"
-        return f"{self.path} still holds the last good state ({step})."
+        return (
+            f"{self.path} holds the last finite state ({step}); if the run was already diverging then, resume "
+            "from an earlier best-k checkpoint instead."
+        )
 
     def _pending_signal(self, trainer: pl.Trainer, at_check: bool) -> int | None:
         if not self.on_signal:

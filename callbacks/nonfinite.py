@@ -88,7 +88,7 @@ class NonFiniteLoss(Callback):
         where = f"step {bad_loss if bad_loss >= 0 else bad_state} (epoch {trainer.current_epoch})"
         what = "the training loss" if bad_loss >= 0 else "the weights or BatchNorm statistics"
         raise NonFiniteLossError(
-            f"{what} became non-finite at {where}; stopped. {self._last_good(trainer)} Lower the learning rate "
+            f"{what} is not finite since {where}; stopped. {self._last_good(trainer)} Lower the learning rate "
             "(--model.lr) or raise the warm-up and resume from it with --ckpt_path, or set nonfinite.action: skip."
         )
 
