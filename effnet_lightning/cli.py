@@ -34,6 +34,7 @@ EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): last.ckpt saved at the step reached; 
 
 
 def main(argv: list[str] | None = None) -> int:
+    in_process = argv is not None  # called from Python (tests, notebooks) rather than as the `effnet` command
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "--help"
     if command in ("-h", "--help"):
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"effnet {command}: stopped by SIGINT during start-up; nothing was saved", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
-            signals.restore(previous)
+            if in_process:
+                signals.restore(previous)
+            else:  # the console script: a late signal during interpreter exit must not change the exit code
+                signals.ignore()
     print(
         f"effnet: error: unknown command {command!r}; choose one of fit, validate, test, predict, scale, datamodules",
         file=sys.stderr,

@@ -55,6 +55,13 @@ def restore(previous: dict[int, object]) -> None:
     _deferred = False
 
 
+def ignore() -> None:
+    """The command has finished and chosen its exit code: ignore signals while the interpreter exits (Python
+    resets its own handlers to the default, killing, ones during finalization; SIG_IGN survives that)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 def installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is stop_handler or signal.getsignal(signal.SIGINT) is stop_handler
 

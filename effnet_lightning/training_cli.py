@@ -136,9 +136,9 @@ class EffnetCLI(LightningCLI):
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
         if differing:
             raise ValueError(
-                f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the run's own "
-                f"config ({run / 'config.yaml' if run else 'the one it was trained with'}), or start a new run "
-                "with --model.* / --data.* weights loaded otherwise"
+                f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the config it was "
+                f"trained with ({run / 'config.yaml' if run else 'its run folder has it'}), changing at most "
+                "model.lr, model.weight_decay or trainer limits, or start a new run without --ckpt_path"
             )
         self._user_model = _explicit_values(config.model.as_dict(), EfficientNetModule)
         what = f"run {run}" if self.resume_run else "a new run"
@@ -160,8 +160,8 @@ class EffnetCLI(LightningCLI):
         logger = config.trainer.get("logger")
         if not (isinstance(logger, Namespace) and logger.get("class_path") == TENSORBOARD):
             return
-        if logger.init_args.get("version") is not None:
-            return  # the user chose the folder
+        # A config.yaml names the folder it was saved in (save_dir/version): never reuse that for a new run, and
+        # follow a run folder that was moved since.
         if self.resume_run is not None:
             self.run_dir = self.resume_run
         elif rank_zero_only.rank == 0:

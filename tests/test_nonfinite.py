@@ -150,7 +150,9 @@ def test_lower_the_lr_and_resume_works(cifar10_root, tmp_path, capsys, monkeypat
     config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, runs, max_steps=12)
     assert main(["fit", "--config", config, "--model.lr", "1e6", "--ckpt_path", str(run)]) == EXIT_NONFINITE
     error = capsys.readouterr().err.splitlines()[-1]
-    assert "not finite" in error and f"{run / 'checkpoints' / 'last.ckpt'} holds the last finite state (step 5)" in error
+    assert (
+        "not finite" in error and f"{run / 'checkpoints' / 'last.ckpt'} holds the last finite state (step 5)" in error
+    )
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
 
     assert main(["fit", "--config", config, "--model.lr", "0.01", "--ckpt_path", str(run)]) == 0

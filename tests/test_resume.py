@@ -100,7 +100,9 @@ def assert_same_weights(resumed: tuple[dict, dict], straight: tuple[dict, dict])
     for got, want in zip(resumed, straight, strict=True):
         got, want = dict(tensors(got)), dict(tensors(want))
         assert got.keys() == want.keys()
-        worst = max((got[k].double() - want[k].double()).abs().max().item() for k in want if want[k].is_floating_point())
+        worst = max(
+            (got[k].double() - want[k].double()).abs().max().item() for k in want if want[k].is_floating_point()
+        )
         assert worst <= TOLERANCE, f"max abs weight difference {worst:.3g}"
 
 
