@@ -97,7 +97,7 @@ def run_lightning(argv: list[str]) -> int:
     except pickle.UnpicklingError as err:  # a checkpoint with objects, loaded weights-only by Lightning itself
         print(
             f"effnet {argv[0]}: error: the checkpoint holds Python objects that weights-only loading refuses "
-            f"({type(err).__name__}); pass --weights_only false only if you trust where it came from",
+            f"({type(err).__name__}); if you trust it, load it in Python and re-save its tensors",
             file=sys.stderr,
         )
         return 2

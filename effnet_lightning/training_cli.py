@@ -12,8 +12,9 @@
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
 - Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
   `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
-  `resume_overrides`, `progress_bar`, `prediction_writer` (predict only); set any of them to null to drop it.
-Checkpoints load with weights_only=True unless `--weights_only false`.
+  `resume_overrides`, `prediction_writer` (predict only); set any of them to null to drop it. (The rich
+  progress bar is Lightning's own default when `rich` is installed.)
+Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import pickle
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Callback, LightningDataModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -109,7 +110,6 @@ class EffnetCLI(LightningCLI):
         parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=lazy_instance(AtomicCheckpointIO))
         parser.add_argument("--rng_state", type=RNGState | None, default=lazy_instance(RNGState))
         parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=lazy_instance(ResumeOverrides))
-        parser.add_argument("--progress_bar", type=Literal["rich", "tqdm"] | None, default="rich")  # RichProgressBar / TQDMProgressBar
         parser.add_argument(
             "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
         )
@@ -130,7 +130,7 @@ class EffnetCLI(LightningCLI):
         config.ckpt_path = path
         if not Path(path).is_file():
             return  # Lightning's special values and URLs
-        checkpoint = load_checkpoint(path, weights_only=config.get("weights_only") is not False)
+        checkpoint = load_checkpoint(path)
         self.resume_run = run if subcommand == "fit" else None
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
@@ -183,9 +183,6 @@ class EffnetCLI(LightningCLI):
             kwargs["plugins"] = [*plugins, config["checkpoint_io"]]
         extra: list[Callback] = []
         user_callbacks = trainer.get("callbacks") or []
-        has_bar = any(isinstance(c, ProgressBar) for c in user_callbacks)
-        if config["progress_bar"] is not None and trainer.get("enable_progress_bar") is not False and not has_bar:
-            extra.append(RichProgressBar() if config["progress_bar"] == "rich" else TQDMProgressBar())
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
         extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]  # RNGs restored last
@@ -194,22 +191,25 @@ class EffnetCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def load_checkpoint(path: str, weights_only: bool = True) -> dict[str, Any]:
+def load_checkpoint(path: str) -> dict[str, Any]:
     """The checkpoint as a dict, or a ValueError that says whether the file is corrupt or holds Python objects.
 
-    torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt,
-    never with the "--weights_only false" advice, which is only right for a genuine pickle with objects."""
+    torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt, never
+    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file."""
     if not zipfile.is_zipfile(path):
         raise ValueError(
             f"{path} is not a valid checkpoint (corrupt, truncated or not written by torch.save); "
             "resume from another checkpoint, or start without --ckpt_path"
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
+        # LightningCLI reads a checkpoint's hyperparameters with weights_only=True whatever --weights_only says
+        # (Lightning 2.6), so such a file cannot be used through the CLI at all; say what works instead.
         raise ValueError(
             f"{path} holds Python objects that weights-only loading refuses to unpickle; such a file can run code "
-            "when loaded. Pass --weights_only false only if you trust where it came from"
+            "when loaded. If you trust where it came from, load it in Python (torch.load(..., weights_only=False)) "
+            "and re-save its tensors"
         ) from err
     except (RuntimeError, EOFError, KeyError, OSError) as err:  # a damaged member inside the archive
         raise ValueError(f"{path} is not a valid checkpoint (corrupt: {type(err).__name__}); use another one") from err

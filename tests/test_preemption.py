@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from interrupts import SimulatedKill
 
 from effnet_lightning.cli import EXIT_INTERRUPTED, EXIT_PREEMPTED, main
 from effnet_lightning.resume import resolve_ckpt_path
@@ -219,7 +218,11 @@ def test_resume_with_other_model_or_data_settings_exits_2_listing_them(cifar10_r
     assert main(["fit", "--config", str(run / "config.yaml"), "--ckpt_path", str(run), *other]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith("effnet fit: error: "), error
-    for key in ("model.phi: checkpoint -4.0, now -3.0", "model.drop_path_rate", "data.batch_size: checkpoint 20, now 10"):
+    for key in (
+        "model.phi: checkpoint -4.0, now -3.0",
+        "model.drop_path_rate",
+        "data.batch_size: checkpoint 20, now 10",
+    ):
         assert key in error, error
 
 

@@ -52,7 +52,7 @@ def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, ca
     assert main(["fit", "--config", str(config), "--ckpt_path", str(evil)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"effnet fit: error: {evil} holds Python objects that weights-only loading refuses")
-    assert "--weights_only false only if you trust" in error and "\n" not in error
+    assert "If you trust where it came from, load it in Python" in error and "\n" not in error
     assert not marker.exists()
 
 
