@@ -16,6 +16,7 @@ Best-k checkpoints are a stock `ModelCheckpoint` (the CLI's `best:` section).
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ class LastCheckpoint(Callback):
         """Lightning's own SIGTERM path (its handler raises SIGTERMException at the next batch)."""
         if isinstance(exception, SIGTERMException) and self.on_signal:
             try:
-                self._stop(trainer, pl_module, signals.pending() or signals.signal.SIGTERM)
+                self._stop(trainer, pl_module, signals.pending() or signal.SIGTERM)
             except signals.Stopped:
                 pass  # the CLI maps SIGTERMException to the same exit code
 
@@ -166,10 +167,10 @@ class LastCheckpoint(Callback):
         if not at_check:
             return None
         stop = trainer.strategy.reduce_boolean_decision(signals.pending() is not None, all=False)
-        return (signals.pending() or signals.signal.SIGTERM) if stop else None
+        return (signals.pending() or signal.SIGTERM) if stop else None
 
     def _stop(self, trainer: pl.Trainer, pl_module: pl.LightningModule, signum: int) -> None:
-        name = signals.signal.Signals(signum).name
+        name = signal.Signals(signum).name
         if trainer.global_step == 0:
             message = f"effnet: stopped by {name} before the first optimizer step; no checkpoint written."
         else:

@@ -29,11 +29,11 @@ from typing import Any
 import torch
 import yaml
 from jsonargparse import Namespace, lazy_instance
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
