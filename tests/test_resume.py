@@ -45,13 +45,13 @@ trainer:
   limit_val_batches: 1
   default_root_dir: {runs}
   enable_model_summary: false
+  enable_progress_bar: false
   callbacks:
     - class_path: effnet_lightning.callbacks.EMA
       init_args: {{decay: 0.9}}
     - class_path: effnet_lightning.callbacks.LRSchedule
       init_args: {{warmup_epochs: 0.5, decay_rate: 0.9, decay_epochs: 0.5}}
 {interrupt}
-progress_bar: null
 model: {{phi: -4, resolution: 32, dropout: 0.2, drop_path_rate: 0.2, lr: 0.05}}
 data:
   class_path: CIFAR10DataModule
