@@ -115,7 +115,9 @@ data:
 def tiny_config(path, cifar10_root, runs, max_steps: int) -> str:
     path.write_text(
         f"""
-trainer: {{accelerator: cpu, max_steps: {max_steps}, default_root_dir: {runs}, limit_val_batches: 1, enable_progress_bar: false}}
+trainer:
+  {{accelerator: cpu, max_steps: {max_steps}, default_root_dir: {runs}, limit_val_batches: 1,
+    enable_progress_bar: false}}
 model: {{phi: -4, resolution: 32, optimizer: sgd, bn_momentum: 0.1}}
 data:
   class_path: CIFAR10DataModule
