@@ -1,18 +1,16 @@
-"""NonFiniteLoss: a NaN or infinite loss stops the run before it reaches the weights, or skips that update.
+"""NonFiniteLoss: a NaN or infinite loss (or diverged weights) stops the run, or skips that update.
 
-A diverged step writes NaN into every weight it touches, and a periodic checkpoint taken afterwards would replace
-the last good `last.ckpt` with garbage. The loss is checked before the optimizer step (`on_before_optimizer_step`,
-after backward), so:
-- `action: stop` raises `NonFiniteLossError` naming the step while the weights and optimizer still hold the last
-  good update; nothing is saved, `last.ckpt` stays the last good checkpoint, and `effnet` exits with code 3.
-- `action: skip` drops the gradients of that step: the optimizer skips every parameter without a gradient, so
-  weights, momentum and weight decay stay exactly as they were (the step still counts for the LR schedule).
-  The BatchNorm running statistics that the bad forward pass updated (possibly with NaN) are restored from a
-  copy taken before it (buffers only: a few hundred kB even for B7). Skipped steps are logged as
+A diverged step writes NaN or inf into the weights and BatchNorm statistics it touches. Two guards keep that out
+of the checkpoints:
+- `action: stop` (default): every `check_every_n_steps` optimizer steps the flags gathered on the device since
+  the last check (every loss finite; the weights and buffers finite) are read in one host sync, reduced over
+  the ranks, and a failure raises `NonFiniteLossError` naming the first bad step. `effnet` exits 3. Whatever
+  happened since, `LastCheckpoint` and `AtomicCheckpointIO` check the state before every write, so last.ckpt is
+  the last *finite* state and "lower the LR and resume" works.
+- `action: skip` drops the gradients of that step (the optimizer then skips every parameter, so weights,
+  momentum and weight decay stay as they were) and restores the BatchNorm buffers the bad forward pass updated.
+  This needs the verdict before every update: one host sync per step. Skipped steps are logged as
   `train/skipped_steps`.
-
-The check costs one host-device sync per optimizer step (the loss is a device scalar); under DDP the verdict is
-reduced over the ranks, so all ranks stop or skip together.
 """
 
 from __future__ import annotations
@@ -25,22 +23,29 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
+from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
+from effnet_lightning.finite import all_finite
+
 Action = Literal["stop", "skip"]
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; raised before the optimizer step, so the weights are still good."""
+    """The loss or the model state became NaN or infinite; `effnet` exits 3."""
 
 
 class NonFiniteLoss(Callback):
     """Stops the run (default) or skips the update when the training loss is not finite."""
 
-    def __init__(self, action: Action = "stop") -> None:
+    def __init__(self, action: Action = "stop", check_every_n_steps: int = 10) -> None:
         if action not in ("stop", "skip"):
             raise ValueError(f"nonfinite.action must be 'stop' or 'skip', got {action!r}.")
+        if check_every_n_steps < 1:
+            raise ValueError(f"nonfinite.check_every_n_steps must be at least 1, got {check_every_n_steps}.")
         self.action = action
+        self.check_every_n_steps = check_every_n_steps  # stop: host syncs per step = 1/this
         self.skipped_steps = 0
-        self._finite: torch.Tensor | None = None  # device bool: every loss since the last step was finite
+        self._finite: torch.Tensor | None = None  # device bool: every loss of this update was finite
+        self._first_bad: torch.Tensor | None = None  # device int: first step with a bad loss since the check, or -1
         self._buffers: list[torch.Tensor] = []  # skip: the module's buffers before this update's forward passes
 
     @override
@@ -64,18 +69,33 @@ class NonFiniteLoss(Callback):
     ) -> None:
         if self._finite is None:
             return
-        finite = trainer.strategy.reduce_boolean_decision(bool(self._finite), all=True)
-        self._finite = None
-        if finite:
+        finite, self._finite = self._finite, None
+        if self.action == "skip":
+            self._skip_if_bad(trainer, pl_module, optimizer, finite)
+            return
+        step = trainer.global_step
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=finite.device)
+        self._first_bad = torch.where((self._first_bad < 0) & ~finite, step, self._first_bad)
+        if (step + 1) % self.check_every_n_steps:
+            return
+        state_finite = all_finite(pl_module.state_dict()).to(finite.device)  # weights and BN buffers, before the update
+        verdict = torch.stack([self._first_bad, torch.where(state_finite, -1, step)]).cpu().tolist()  # one sync
+        self._first_bad = None
+        if trainer.strategy.reduce_boolean_decision(verdict == [-1, -1], all=True):
+            return
+        bad_loss, bad_state = verdict
+        where = f"step {bad_loss if bad_loss >= 0 else bad_state} (epoch {trainer.current_epoch})"
+        what = "the training loss" if bad_loss >= 0 else "the weights or BatchNorm statistics"
+        raise NonFiniteLossError(
+            f"{what} is not finite since {where}; stopped. {self._last_good(trainer)} Lower the learning rate "
+            "(--model.lr) or raise the warm-up and resume from it with --ckpt_path, or set nonfinite.action: skip."
+        )
+
+    def _skip_if_bad(self, trainer, pl_module, optimizer, finite: torch.Tensor) -> None:
+        if trainer.strategy.reduce_boolean_decision(bool(finite), all=True):  # one host sync per step
             return
         where = f"step {trainer.global_step} (epoch {trainer.current_epoch}, batch {trainer.fit_loop.batch_idx})"
-        if self.action == "stop":
-            last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
-            raise NonFiniteLossError(
-                f"the training loss is not finite at {where}; stopped before the update, so the weights are the "
-                f"last good ones. Last checkpoint: {last}. Lower the learning rate or raise warm-up and resume "
-                "from it, or set nonfinite.action: skip to skip such steps."
-            )
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 parameter.grad = None  # torch optimizers leave parameters without gradients untouched
@@ -84,6 +104,11 @@ class NonFiniteLoss(Callback):
         self.skipped_steps += 1
         rank_zero_warn(f"Skipped the update at {where}: the training loss is not finite.")
         pl_module.log("train/skipped_steps", float(self.skipped_steps), rank_zero_only=True)
+
+    @staticmethod
+    def _last_good(trainer: pl.Trainer) -> str:
+        last = next((c for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+        return last.describe_last() if last is not None else "No last.ckpt is kept (no `last:` callback)."
 
     @override
     def state_dict(self) -> dict[str, int]:

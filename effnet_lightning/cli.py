@@ -9,6 +9,7 @@ in one folder per run under `trainer.default_root_dir` (default `runs/`).
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 
 USAGE = """usage: effnet <command> [options]
@@ -27,12 +28,15 @@ TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 PARSER_MODULES = ("jsonargparse", "argparse", "typing")  # where a parse error's own wording comes from
 MAX_MESSAGE = 500  # characters: a Union error quotes the whole given value, e.g. a datamodule's every argument
 USER_ERRORS = (ValueError, OSError)  # raised with a sentence that says what to do (missing data, corrupt file, ...)
-# Exit codes: 0 done, 1 crash (traceback), 2 user error (one line), and two stops a scheduler should tell apart:
-EXIT_NONFINITE = 3  # the loss became NaN/inf; stopped before that update, last.ckpt is the last good state
+# Exit codes (docs/production.md): 0 done, 1 crash (traceback), 2 user error (one line), and stops a scheduler
+# should tell apart:
+EXIT_NONFINITE = 3  # the loss or weights became NaN/inf; last.ckpt is the last finite state
 EXIT_PREEMPTED = 75  # SIGTERM: last.ckpt saved at the step reached; rerun with --ckpt_path (sysexits EX_TEMPFAIL)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): last.ckpt saved at the step reached; 128 + 2, as shells report it
 
 
 def main(argv: list[str] | None = None) -> int:
+    in_process = argv is not None  # called from Python (tests, notebooks) rather than as the `effnet` command
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "--help"
     if command in ("-h", "--help"):
@@ -51,7 +55,23 @@ def main(argv: list[str] | None = None) -> int:
 
         return datamodules_main()
     if command in TRAINING_COMMANDS:
-        return run_lightning(argv)
+        from effnet_lightning import signals
+
+        previous = signals.install()  # before the slow imports: a signal during start-up is a defined stop
+        try:
+            return run_lightning(argv)
+        except signals.Stopped as stop:  # during start-up, or LastCheckpoint saved and said how to resume
+            if not stop.reported:
+                print(f"effnet {command}: {stop}", file=sys.stderr)
+            return signals.EXIT_CODES[stop.signum]
+        except KeyboardInterrupt:  # SIGINT before our handler was installed
+            print(f"effnet {command}: stopped by SIGINT during start-up; nothing was saved", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            if in_process:
+                signals.restore(previous)
+            else:  # the console script: a late signal during interpreter exit must not change the exit code
+                signals.ignore()
     print(
         f"effnet: error: unknown command {command!r}; "
         "choose one of fit, validate, test, predict, scale, benchmark, datamodules",
@@ -66,6 +86,7 @@ def run_lightning(argv: list[str]) -> int:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
+    from effnet_lightning.finite import NonFiniteStateError
     from effnet_lightning.plugins import load_and_report
     from effnet_lightning.training_cli import EffnetCLI
     from effnet_lightning.user_errors import DataModuleInitError
@@ -81,10 +102,17 @@ def run_lightning(argv: list[str]) -> int:
             raise
         print(f"effnet {argv[0]}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:
+    except pickle.UnpicklingError as err:  # a checkpoint with objects, loaded weights-only by Lightning itself
+        print(
+            f"effnet {argv[0]}: error: the checkpoint holds Python objects that weights-only loading refuses "
+            f"({type(err).__name__}); if you trust it, load it in Python and re-save its tensors",
+            file=sys.stderr,
+        )
+        return 2
+    except (NonFiniteLossError, NonFiniteStateError) as err:
         print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
         return EXIT_NONFINITE
-    except SIGTERMException:  # Lightning stopped at a batch boundary; RunCheckpoint saved and said how to resume
+    except SIGTERMException:  # Lightning's own SIGTERM path; LastCheckpoint saved in on_exception
         return EXIT_PREEMPTED
     return 0
 

@@ -10,7 +10,9 @@ The time timm's `step_update(num_updates=t)` receives is the fractional epoch, u
 (so warm-up, decay period and cosine length are in epochs, as the paper gives them). Updates per epoch are
 only known once the training loader exists, after `configure_optimizers` has returned the scheduler; asking
 earlier (`trainer.estimated_stepping_batches`) would build the loader before Lightning restores its position.
-The LR is thus a pure function of `trainer.global_step`: a resumed run gets the LR of an uninterrupted one.
+The LR is thus a pure function of `trainer.global_step` and the module's settings: a resumed run gets the LR
+of an uninterrupted one, and the schedulers keep nothing in checkpoints. timm's would save their base LRs, and
+Lightning would restore them over a `--model.lr` given at resume ("lower the LR and resume" would not lower it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ Schedule = Literal["step", "cosine", "constant"]
 EPOCH_EPSILON = 1e-9  # epochs; a time on a decay boundary (12 / 5 == 2.4) stays past it despite float rounding
 
 
+class FromSettings:
+    """Mixin for a timm scheduler rebuilt from the module's settings on every start: no state in checkpoints."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore (and a checkpoint from before this change is ignored the same way)."""
+
+
+class PaperStepLR(FromSettings, StepLRScheduler):
+    """timm's StepLRScheduler, stateless in checkpoints."""
+
+
+class PaperCosineLR(FromSettings, CosineLRScheduler):
+    """timm's CosineLRScheduler, stateless in checkpoints."""
+
+
 def create_lr_scheduler(
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
@@ -39,7 +59,7 @@ def create_lr_scheduler(
 ) -> Scheduler | None:
     """timm's scheduler for `schedule` (None for "constant"); times in epochs, LRs absolute."""
     if schedule == "step":
-        return StepLRScheduler(
+        return PaperStepLR(
             optimizer,
             decay_t=decay_epochs,
             decay_rate=decay_rate,
@@ -49,7 +69,7 @@ def create_lr_scheduler(
             t_in_epochs=False,  # stepped per update through step_update
         )
     if schedule == "cosine":
-        return CosineLRScheduler(
+        return PaperCosineLR(
             optimizer,
             t_initial=cosine_epochs,
             lr_min=min_lr,

@@ -4,93 +4,90 @@
   mode), so a user's own datamodule plugs in. Datamodules take `resolution` and expose `num_classes`.
 - Links: the `model.scaling` section (variant/φ/multipliers, or its `resolution` when given) into
   `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
-  built.
-- One run directory per run: runs/version_N/ holds config.yaml, checkpoints/ and the TensorBoard events.
-- Long runs survive being stopped (docs/production.md): `checkpoint:` is a RunCheckpoint (last.ckpt
-  also every N steps / M minutes and on SIGTERM), `nonfinite:` stops or skips on a NaN loss, RNG states go
-  into checkpoints, writes are atomic, and `--ckpt_path last` (or a run directory) resumes a run in its own
-  folder (effnet_lightning/resume.py). Checkpoints load with weights_only=True unless `--weights_only false`.
+  built; `seed_everything` into a datamodule's `seed` left at None.
+- One run folder per run: `<trainer.default_root_dir>/version_N/` holds config.yaml, checkpoints/ and the
+  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it.
+- Long runs survive being stopped (docs/production.md): `last:` keeps checkpoints/last.ckpt current
+  (LastCheckpoint), `checkpoint:` is a stock ModelCheckpoint for the best-k files, `nonfinite:` stops or skips on
+  a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
+- Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
+  `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
+  `resume_overrides`, `prediction_writer` (predict only); set any of them to null to drop it. (The rich
+  progress bar is Lightning's own default when `rich` is installed.)
+Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import pickle
-import re
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningDataModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+import torch
+import yaml
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
+from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
 from effnet_lightning.callbacks.prediction_writer import PredictionWriter
+from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
 from effnet_lightning.callbacks.rng_state import RNGState
-from effnet_lightning.callbacks.run_checkpoint import RunCheckpoint
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
+from effnet_lightning.run_dir import RunLock, create_run_dir
 from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-LAST_EVERY_MINUTES = 15  # default refresh of last.ckpt: a kill -9 or power cut loses at most ~15 min of training
+TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
+RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
+    "model": {"lr", "weight_decay", "channels_last", "num_classes"},  # num_classes: linked from the data
+    "data": {
+        "data_dir",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "download",
+        "resolution",  # linked from the model
+        "seed",  # linked from seed_everything; the checkpoint's data position carries the seed it was trained with
+    },
+}
 
 
 class EffnetCLI(LightningCLI):
-    resume_run: Path | None = None  # the run directory a `fit --ckpt_path ...` continues
+    resume_run: Path | None = None  # the run folder a `fit --ckpt_path ...` continues
+    run_dir: Path | None = None  # the run folder this command writes into
+    run_lock: RunLock | None = None
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        super().__init__(
-            EfficientNetModule,
-            LightningDataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
-            trainer_defaults={"default_root_dir": RUNS_DIR},
-            seed_everything_default=True,
-            # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
-            parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
-            args=args,
-            run=run,
-        )
-
-    def _parse_ckpt_path(self) -> None:
-        """Before LightningCLI reads the checkpoint's hyperparameters: resolve `last` or a run directory to a file
-        (resume.py) and default to weights-only loading (torch < 2.6 would unpickle arbitrary objects)."""
-        self.resume_run = None
-        subcommand = self.config.get("subcommand")
-        config = self.config[subcommand] if subcommand else None
-        if config is not None and config.get("ckpt_path"):
-            config.ckpt_path, run = resolve_ckpt_path(str(config.ckpt_path), config.trainer.default_root_dir)
-            self.resume_run = run if subcommand == "fit" else None
-        if config is not None and "weights_only" in config and config.weights_only is None:
-            config.weights_only = True
+        self._user_model: dict[str, Any] = {}
         try:
-            super()._parse_ckpt_path()  # reads the model hyperparameters, always weights-only
-        except pickle.UnpicklingError as err:
-            if config.get("weights_only") is False:
-                return  # trusted by the user: the Trainer loads it with weights_only=False
-            reason = re.search(r"WeightsUnpickler error: ([^.\n]*)", str(err))
-            raise ValueError(
-                f"{config.ckpt_path} holds Python objects that weights-only loading refuses to unpickle "
-                f"({reason.group(1) if reason else 'not a plain checkpoint'}); such a file can run code when "
-                "loaded. Pass --weights_only false only if you trust where it came from."
-            ) from err
-
-    def before_instantiate_classes(self) -> None:
-        """Impossible values stop here, before data or model is built, with one line (user_errors.py). The run's
-        seed (drawn by now when `seed_everything: true`) also seeds the training data order and augmentations,
-        for a datamodule with a `seed` argument left at None."""
-        if self.subcommand is not None:
-            check_config(self.subcommand, self.config[self.subcommand])
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        seed, data = config.get("seed_everything"), config.get("data")
-        init_args = data.get("init_args") if data is not None else None
-        if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
-            if "seed" in init_args and init_args.seed is None:
-                init_args.seed = seed
+            super().__init__(
+                EfficientNetModule,
+                LightningDataModule,
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
+                trainer_defaults={"default_root_dir": RUNS_DIR},
+                seed_everything_default=True,
+                save_config_kwargs={"overwrite": True},  # the run folder is ours (created atomically or resumed)
+                # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
+                parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
+                args=args,
+                run=run,
+            )
+        finally:
+            if run and self.run_lock is not None:
+                self.run_lock.release()
 
     def instantiate_classes(self) -> None:
         """A datamodule constructor that raises is reported with its own message, not jsonargparse's Union report."""
@@ -106,38 +103,193 @@ class EffnetCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("model.scaling", "data.init_args.resolution", resolution_of)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")  # best-k, stock
         parser.add_lightning_class_args(NonFiniteLoss, "nonfinite")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc1",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,  # last.ckpt is LastCheckpoint's
                 "checkpoint.filename": "best-epoch{epoch}-step{step}",
                 "checkpoint.auto_insert_metric_name": False,
-                "checkpoint.last_every_minutes": LAST_EVERY_MINUTES,
+                "trainer.logger": {
+                    "class_path": TENSORBOARD,
+                    "init_args": {"save_dir": RUNS_DIR, "name": "", "default_hp_metric": False},
+                },
             }
         )
+        # Trainer additions as visible, removable defaults (null drops one)
+        parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=lazy_instance(AtomicCheckpointIO))
+        parser.add_argument("--rng_state", type=RNGState | None, default=lazy_instance(RNGState))
+        parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=lazy_instance(ResumeOverrides))
+        parser.add_argument(
+            "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
+        )
+
+    # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        self.resume_run = None
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None:
+            return
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
+        if not config.get("ckpt_path"):
+            return
+        path, run = resolve_ckpt_path(str(config.ckpt_path), config.trainer.default_root_dir, fit=subcommand == "fit")
+        config.ckpt_path = path
+        if not Path(path).is_file():
+            return  # Lightning's special values and URLs
+        checkpoint = load_checkpoint(path)
+        self.resume_run = run if subcommand == "fit" else None
+        recorded = _recorded_config(run, checkpoint)
+        differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
+        if differing:
+            raise ValueError(
+                f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the config it was "
+                f"trained with ({run / 'config.yaml' if run else 'its run folder has it'}), changing at most "
+                "model.lr, model.weight_decay or trainer limits, or start a new run without --ckpt_path"
+            )
+        self._user_model = _explicit_values(config.model.as_dict(), EfficientNetModule)
+        what = f"run {run}" if self.resume_run else "a new run"
+        print(
+            f"effnet {subcommand}: {'resuming' if subcommand == 'fit' else 'loading'} {path} "
+            f"(step {checkpoint.get('global_step', '?')}, epoch {checkpoint.get('epoch', '?')})"
+            + (f" into {what}" if subcommand == "fit" else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """After parsing, before anything is built:
+        - impossible values stop here with one line (user_errors.py);
+        - the run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
+          augmentations, for a datamodule with a `seed` argument left at None;
+        - LightningCLI copied the checkpoint's hyperparameters over the config; the LR and weight decay given now
+          win (ResumeOverrides applies them to the restored optimizer);
+        - then the run folder is picked (and locked while a fit trains in it)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand is not None:
+            check_config(self.subcommand, config)
+        seed, data = config.get("seed_everything"), config.get("data")
+        init_args = data.get("init_args") if data is not None else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
+            if "seed" in init_args and init_args.seed is None:
+                init_args.seed = seed
+        for key in RESUME_MAY_CHANGE["model"] & {"lr", "weight_decay"}:
+            if key in self._user_model:
+                config.model[key] = self._user_model[key]
+        logger = config.trainer.get("logger")
+        if not (isinstance(logger, Namespace) and logger.get("class_path") == TENSORBOARD):
+            return
+        # A config.yaml names the folder it was saved in (save_dir/version): never reuse that for a new run, and
+        # follow a run folder that was moved since.
+        if self.resume_run is not None:
+            self.run_dir = self.resume_run
+        elif rank_zero_only.rank == 0:
+            self.run_dir = create_run_dir(config.trainer.default_root_dir)
+        else:
+            return  # other DDP ranks: trainer.log_dir is rank 0's
+        logger.init_args.save_dir, logger.init_args.name = str(self.run_dir.parent), ""
+        logger.init_args.version = self.run_dir.name
+        if self.subcommand == "fit" and rank_zero_only.rank == 0:
+            self.run_lock = RunLock(self.run_dir).acquire()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Default logger writes to runs/version_N (no "lightning_logs/"), or into the run a fit resumes; rich
-        progress bar; predict writes; RNG states in checkpoints; atomic checkpoint writes."""
-        config = self._get(self.config_init, "trainer", default={})
-        if config.get("logger") in (None, True):
-            root, version = config["default_root_dir"], None
-            if self.resume_run is not None:  # keep writing into the resumed run's folder
-                root, version = str(self.resume_run.parent), self.resume_run.name
-                self.save_config_kwargs["overwrite"] = True  # config.yaml of this continuation
-            kwargs["logger"] = TensorBoardLogger(root, name="", version=version, default_hp_metric=False)
-        plugins = config.get("plugins") or []
+        """The trainer additions above: checkpoint_io as a plugin, the callbacks appended after the user's."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        plugins = trainer.get("plugins") or []
         plugins = list(plugins) if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
-        callbacks = config.get("callbacks") or []
-        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(RichProgressBar())
-        if self.subcommand == "predict":
-            callbacks.append(PredictionWriter())
-        callbacks.append(RNGState())  # after the others, so its on_train_start restores the RNGs last
-        return super().instantiate_trainer(**kwargs, callbacks=callbacks)
+        if config["checkpoint_io"] is not None and not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, config["checkpoint_io"]]
+        extra: list[Callback] = []
+        user_callbacks = trainer.get("callbacks") or []
+        if self.subcommand == "predict" and config["prediction_writer"] is not None:
+            extra.append(config["prediction_writer"])
+        extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]  # RNGs restored last
+        if extra:
+            kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
+        return super().instantiate_trainer(**kwargs)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """The checkpoint as a dict, or a ValueError that says whether the file is corrupt or holds Python objects.
+
+    torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt, never
+    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a valid checkpoint (corrupt, truncated or not written by torch.save); "
+            "resume from another checkpoint, or start without --ckpt_path"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
+        # LightningCLI reads a checkpoint's hyperparameters with weights_only=True whatever --weights_only says
+        # (Lightning 2.6), so such a file cannot be used through the CLI at all; say what works instead.
+        raise ValueError(
+            f"{path} holds Python objects that weights-only loading refuses to unpickle; such a file can run code "
+            "when loaded. If you trust where it came from, load it in Python (torch.load(..., weights_only=False)) "
+            "and re-save its tensors"
+        ) from err
+    except (RuntimeError, EOFError, KeyError, OSError) as err:  # a damaged member inside the archive
+        raise ValueError(f"{path} is not a valid checkpoint (corrupt: {type(err).__name__}); use another one") from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The settings the checkpoint was trained with: the model's from the checkpoint, the data's from the run's
+    config.yaml (datamodules save no hyperparameters)."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    recorded: dict[str, Any] = {"model": {key: _plain(value) for key, value in hparams.items()}}
+    config_file = run / "config.yaml" if run else None
+    if config_file is not None and config_file.is_file():
+        recorded["data"] = (yaml.safe_load(config_file.read_text()) or {}).get("data")
+    return recorded
+
+
+def _differing_keys(config: Namespace, recorded: dict[str, Any], check_data: bool) -> list[str]:
+    """`model.x: checkpoint A, now B` for every model setting given now that differs (a setting left at its
+    default takes the checkpoint's value, as in LightningCLI), and for fit every differing data setting."""
+    differing = []
+    explicit = _explicit_values(config.model.as_dict(), EfficientNetModule)
+    for key, value in explicit.items():
+        if key in recorded["model"] and key not in RESUME_MAY_CHANGE["model"]:
+            differing += _differences(f"model.{key}", recorded["model"][key], value)
+    data_then, data_now = recorded.get("data"), config.get("data")
+    if check_data and isinstance(data_then, dict) and isinstance(data_now, Namespace):
+        data_now = data_now.as_dict()
+        if data_then.get("class_path") != data_now.get("class_path"):
+            differing.append(
+                f"data.class_path: checkpoint {data_then.get('class_path')}, now {data_now.get('class_path')}"
+            )
+        else:
+            then, now = data_then.get("init_args") or {}, data_now.get("init_args") or {}
+            for key in sorted(set(then) | set(now)):
+                if key not in RESUME_MAY_CHANGE["data"] and then.get(key) != now.get(key):
+                    differing.append(f"data.{key}: checkpoint {then.get(key)!r}, now {now.get(key)!r}")
+    return differing
+
+
+def _differences(key: str, then: Any, now: Any) -> list[str]:
+    """`key: checkpoint A, now B`, one per differing leaf of a nested section (`model.scaling.phi: ...`)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [d for k in sorted(set(then) | set(now)) for d in _differences(f"{key}.{k}", then.get(k), now.get(k))]
+    return [] if then == now else [f"{key}: checkpoint {then!r}, now {now!r}"]
+
+
+def _explicit_values(values: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The constructor arguments whose value differs from the class's default (i.e. were set by the user)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in values.items() if k in parameters and v != _plain(parameters[k].default)}
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass (the `scaling` section's ScalingSpec) as the dict a parsed config holds."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

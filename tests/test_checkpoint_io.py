@@ -1,32 +1,21 @@
-"""Atomic checkpoint writes: a crash while writing leaves the previous last.ckpt intact and loadable."""
+"""Checkpoint writes: atomic (a crash or a full disk leaves the previous file intact and loadable), never with
+NaN/inf weights, and the temporaries a kill -9 left are cleaned up."""
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from effnet_lightning.checkpoint_io import AtomicCheckpointIO
+from effnet_lightning.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
+from effnet_lightning.finite import NonFiniteStateError
 
 
 def checkpoint(step: int) -> dict:
     return {"global_step": step, "state_dict": {"w": torch.full((256, 256), float(step))}}  # 256 KiB of weights
-
-
-def crash_partway(monkeypatch: pytest.MonkeyPatch, target, name: str) -> None:
-    """`target.name(src, dst)` writes half of what it should to `dst`, then the process 'dies'."""
-
-    def half_then_die(source, destination, *args, **kwargs):
-        data = source.read() if hasattr(source, "read") else Path(source).read_bytes()
-        (destination.write if hasattr(destination, "write") else Path(destination).write_bytes)(data[: len(data) // 2])
-        raise KeyboardInterrupt("killed while writing")
-
-    monkeypatch.setattr(target, name, half_then_die)
 
 
 def test_crash_during_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -59,20 +48,57 @@ def test_write_is_flushed_to_disk_before_and_after_the_rename(tmp_path, monkeypa
     assert Path(synced[1]) == tmp_path  # the directory entry of the rename
 
 
-def test_lightning_default_io_tears_last_ckpt_across_filesystems(tmp_path, monkeypatch):
-    """Why AtomicCheckpointIO exists: Lightning's write goes through fsspec, whose temporary file lies in the
-    system temp folder; when that is another filesystem (rename fails with EXDEV, as for a tmpfs /tmp or a
-    Docker volume), shutil.move copies into the existing last.ckpt, and a kill during the copy tears it."""
-    last = tmp_path / "last.ckpt"
-    TorchCheckpointIO().save_checkpoint(checkpoint(1), last)
+def test_disk_full_says_where_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Before: a RuntimeError from torch's zip writer ("unexpected pos ...") with a traceback."""
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(checkpoint(1), last)
+    real_save = torch.save
 
-    def cross_device(source, destination):
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    def save_onto_a_full_disk(obj, file, *args, **kwargs):
+        class Full:  # the file object torch writes through: the disk fills after 64 KiB
+            written = 0
 
-    monkeypatch.setattr(os, "rename", cross_device)
-    crash_partway(monkeypatch, shutil, "_fastcopy_sendfile")
-    with pytest.raises(KeyboardInterrupt):
-        TorchCheckpointIO().save_checkpoint(checkpoint(2), last)
+            def write(self, data):
+                Full.written += len(data)
+                if Full.written > 65536:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return file.write(data)
+
+            def flush(self):
+                file.flush()
+
+        real_save(obj, Full(), *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_onto_a_full_disk)
+    with pytest.raises(OSError, match=f"no space left on {last.parent} while writing last.ckpt; the previous file"):
+        io.save_checkpoint(checkpoint(2), last)
     monkeypatch.undo()
-    with pytest.raises(RuntimeError):  # the previous good checkpoint is gone: a truncated zip
-        torch.load(last, weights_only=True)
+    assert io.load_checkpoint(last, weights_only=True)["global_step"] == 1
+    assert os.listdir(last.parent) == ["last.ckpt"]
+
+
+@pytest.mark.parametrize("where", ["state_dict", "optimizer_states"])
+def test_a_checkpoint_with_nan_or_inf_is_never_written(tmp_path, where):
+    last = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(checkpoint(1), last)
+    broken = checkpoint(2)
+    broken[where] = {"bn.running_var": torch.tensor([1.0, float("inf")])}
+    with pytest.raises(NonFiniteStateError, match=rf"refused to write {last}: 1 tensors hold NaN/inf"):
+        io.save_checkpoint(broken, last)
+    assert io.load_checkpoint(last, weights_only=True)["global_step"] == 1
+    io.save_checkpoint({**checkpoint(3), "callbacks": {"best_k": {"kth_value": torch.tensor(float("-inf"))}}}, last)
+
+
+def test_temporaries_left_by_kill_9_are_removed_on_the_next_start(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    stale = [folder / ".last.ckpt.tmp-4242", folder / ".best-epoch1-step10.ckpt.tmp-77"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    (folder / "last.ckpt").write_bytes(b"kept")
+    ours = folder / f".last.ckpt.tmp-{os.getpid()}"  # a write of this process in flight
+    ours.write_bytes(b"")
+    assert sorted(remove_stale_temporaries(folder)) == sorted(stale)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["last.ckpt", ours.name])

@@ -52,8 +52,33 @@ def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, ca
     assert main(["fit", "--config", str(config), "--ckpt_path", str(evil)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"effnet fit: error: {evil} holds Python objects that weights-only loading refuses")
-    assert "--weights_only false only if you trust" in error and "\n" not in error
+    assert "If you trust where it came from, load it in Python" in error and "\n" not in error
     assert not marker.exists()
+
+
+def good_checkpoint_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "global_step": 1}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random bytes"])
+def test_a_corrupt_checkpoint_is_called_corrupt_not_unsafe(cifar10_root, tmp_path, capsys, monkeypatch, damage):
+    """Before: a random file was reported as "holds Python objects ... pass --weights_only false", which pushes
+    users to turn off the safety check for a file that is simply damaged."""
+    monkeypatch.setattr(sys, "argv", ["effnet"])
+    bad = tmp_path / "bad.ckpt"
+    content = {
+        "empty": b"",
+        "truncated": good_checkpoint_bytes(tmp_path)[:-300],
+        "random bytes": bytes(range(256)) * 40,
+    }[damage]
+    bad.write_bytes(content)
+    config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
+    assert main(["fit", "--config", str(config), "--ckpt_path", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"effnet fit: error: {bad} is not a valid checkpoint (corrupt") and error.count("\n") == 1
+    assert "weights_only" not in error
 
 
 def malicious_cifar_archive(folder: Path) -> bytes:

@@ -1,0 +1,185 @@
+"""LastCheckpoint: `<run>/checkpoints/last.ckpt`, the file a preempted, interrupted or killed run resumes from.
+
+A long job must lose at most minutes when it is stopped. This callback writes last.ckpt with Lightning's public
+`trainer.save_checkpoint` (weights, EMA and other callback states, optimizer, loop counters, RNG states, data
+position) into the folder of the run that is training *now* (`trainer.log_dir`), never into a path stored in an
+older checkpoint, so a run folder that was moved keeps one last.ckpt at its new place. It writes:
+- every `every_n_steps` optimizer steps and/or every `every_minutes` (whichever comes first), after every
+  validation, and when training ends: a kill -9 or power cut loses at most that much;
+- on SIGINT (Ctrl-C) or SIGTERM (preemption, SLURM, `docker stop`) at the next batch boundary, then stops
+  with `signals.Stopped` (`effnet` exits 130 or 75). A second signal during the write is ignored.
+Nothing non-finite is ever written: the weights and buffers are checked right before each write (all ranks
+agree), and a diverged state raises `NonFiniteStateError` with last.ckpt left at the last good step.
+On start it removes `.last.ckpt.tmp-PID` files that a kill -9 during a write left behind.
+Best-k checkpoints are a stock `ModelCheckpoint` (the CLI's `best:` section).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from typing_extensions import override
+
+from effnet_lightning import signals
+from effnet_lightning.checkpoint_io import remove_stale_temporaries
+from effnet_lightning.finite import NonFiniteStateError, all_finite, nonfinite_names
+
+LAST = "last.ckpt"
+CHECKPOINTS = "checkpoints"  # the folder inside the run folder, as for Lightning's ModelCheckpoint
+
+
+class LastCheckpoint(Callback):
+    """Keeps `<run>/checkpoints/last.ckpt` current (steps, minutes, validation, end of training, signals).
+
+    Args:
+        every_n_steps: write every this many optimizer steps; 0: off.
+        every_minutes: write when this many minutes passed since the last write; 0: off. The clock is read
+            every `check_every_n_steps` steps (under DDP rank 0's clock is broadcast then: one collective).
+        on_validation: write after every validation during fit.
+        on_signal: on SIGINT/SIGTERM write at the step reached, then stop.
+        check_every_n_steps: how often the clock (and, under DDP, a signal on another rank) is consulted.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 0,
+        every_minutes: float = 15.0,  # a power cut loses at most ~15 min of training
+        on_validation: bool = True,
+        on_signal: bool = True,
+        check_every_n_steps: int = 20,  # host syncs per step: 1/20 (a broadcast of one flag)
+    ) -> None:
+        if every_n_steps < 0 or every_minutes < 0 or check_every_n_steps < 1:
+            raise ValueError(
+                "last.every_n_steps and last.every_minutes must be 0 (off) or positive and "
+                f"last.check_every_n_steps at least 1, got {every_n_steps}, {every_minutes}, {check_every_n_steps}."
+            )
+        self.every_n_steps = every_n_steps
+        self.every_minutes = every_minutes
+        self.on_validation = on_validation
+        self.on_signal = on_signal
+        self.check_every_n_steps = check_every_n_steps
+        self.path: Path | None = None  # set in setup from the run folder of this process
+        self.saved_step = -1  # the step last.ckpt holds (-1: none written by this run yet)
+        self._saved_at = time.monotonic()
+        self._installed_signals: dict[int, object] | None = None
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self.path = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS / LAST
+        if trainer.is_global_zero:
+            remove_stale_temporaries(self.path.parent)
+        if self.on_signal:
+            if not signals.installed():  # used outside `effnet` (a hand-built Trainer): install them here
+                self._installed_signals = signals.install()
+            signals.defer()
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._installed_signals is not None:
+            signals.restore(self._installed_signals)
+            self._installed_signals = None
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.saved_step = trainer.global_step if trainer.ckpt_path else -1  # a resumed run: last.ckpt holds it
+        self._saved_at = time.monotonic()
+
+    @override
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        at_check = step % self.check_every_n_steps == 0
+        signum = self._pending_signal(trainer, at_check)
+        if signum is not None:
+            self._stop(trainer, pl_module, signum)
+        due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        if self.every_minutes and at_check:
+            late = time.monotonic() - self._saved_at >= self.every_minutes * 60
+            due |= trainer.strategy.broadcast(late) if trainer.world_size > 1 else late
+        if due:
+            self.save(trainer, pl_module)
+
+    @override
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            signum = self._pending_signal(trainer, batch_idx % self.check_every_n_steps == 0)
+            if signum is not None:
+                self._stop(trainer, pl_module, signum)
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.on_validation:
+            self.save(trainer, pl_module)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer, pl_module)
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """Lightning's own SIGTERM path (its handler raises SIGTERMException at the next batch)."""
+        if isinstance(exception, SIGTERMException) and self.on_signal:
+            try:
+                self._stop(trainer, pl_module, signals.pending() or signal.SIGTERM)
+            except signals.Stopped:
+                pass  # the CLI maps SIGTERMException to the same exit code
+
+    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write last.ckpt at this step, if it does not hold this step yet (only while fitting)."""
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+        if not fitting or self.path is None or trainer.global_step in (0, self.saved_step):
+            return
+        state = pl_module.state_dict()
+        if not trainer.strategy.reduce_boolean_decision(bool(all_finite(state)), all=True):
+            bad = nonfinite_names(state)
+            raise NonFiniteStateError(
+                f"the model state is not finite at step {trainer.global_step} ({len(bad)} tensors, e.g. "
+                f"{', '.join(bad[:3])}); {self.describe_last()} Lower the learning rate (--model.lr) and resume "
+                "from it with --ckpt_path, or raise the warm-up."
+            )
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+        self._saved_at = time.monotonic()
+
+    def describe_last(self) -> str:
+        """What last.ckpt holds, for messages."""
+        if self.path is None or not self.path.is_file():
+            return "no checkpoint was written yet."
+        step = f"step {self.saved_step}" if self.saved_step >= 0 else "an earlier step"
+        return (
+            f"{self.path} holds the last finite state ({step}); if the run was already diverging then, resume "
+            "from an earlier best-k checkpoint instead."
+        )
+
+    def _pending_signal(self, trainer: pl.Trainer, at_check: bool) -> int | None:
+        if not self.on_signal:
+            return None
+        if trainer.world_size == 1:
+            return signals.pending()  # a Python list: no host sync
+        if not at_check:
+            return None
+        stop = trainer.strategy.reduce_boolean_decision(signals.pending() is not None, all=False)
+        return (signals.pending() or signal.SIGTERM) if stop else None
+
+    def _stop(self, trainer: pl.Trainer, pl_module: pl.LightningModule, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if trainer.global_step == 0:
+            message = f"effnet: stopped by {name} before the first optimizer step; no checkpoint written."
+        else:
+            self.save(trainer, pl_module)
+            run = self.path.parent.parent if self.path else trainer.default_root_dir
+            message = (
+                f"effnet: stopped by {name} at step {trainer.global_step} (epoch {trainer.current_epoch}); saved "
+                f"{self.path}. Resume with: effnet fit --config {run}/config.yaml --ckpt_path {run}"
+            )
+        if trainer.is_global_zero:
+            print(message, file=sys.stderr, flush=True)
+        raise signals.Stopped(signum, message, reported=True)

@@ -1,0 +1,35 @@
+"""Callbacks a test config names by class_path to stop a run the way the world does: a real signal, or a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning.pytorch as pl
+
+
+class SignalAt(pl.Callback):
+    """Sends this process a real signal (default SIGTERM) after each optimizer step in `steps`."""
+
+    def __init__(self, steps: list[int], signum: int = int(signal.SIGTERM)) -> None:
+        self.steps = steps
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step in self.steps:
+            os.kill(os.getpid(), self.signum)
+
+
+class SimulatedKill(Exception):
+    """What kill -9 would do: stop with nothing saved."""
+
+
+class CrashAt(pl.Callback):
+    """Raises SimulatedKill after optimizer step `step` (BaseException path: no checkpoint is written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise SimulatedKill(f"simulated kill -9 after step {self.step}")
