@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -40,6 +41,20 @@ def create_run_dir(root: str | Path) -> Path:
             return candidate
         except FileExistsError:
             version += 1
+
+
+def discard_if_unused(run: Path, root_is_new: bool = False) -> None:
+    """Remove a run folder that a failed start left without any result (only its lock and config), and the root
+    folder if this start created it and it is empty: a typo in a config must not leave an empty `version_N`
+    behind for every try. Anything else is kept."""
+    leftovers = {LOCK, "config.yaml"}
+    if run.is_dir() and all(p.name in leftovers and p.is_file() for p in run.iterdir()):
+        for name in leftovers:
+            (run / name).unlink(missing_ok=True)
+        run.rmdir()
+        if root_is_new:
+            with contextlib.suppress(OSError):  # not empty: another run started there meanwhile
+                run.parent.rmdir()
 
 
 class RunLock:

@@ -44,7 +44,7 @@ from effnet_lightning.callbacks.rng_state import RNGState
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
-from effnet_lightning.run_dir import RunLock, create_run_dir
+from effnet_lightning.run_dir import RunLock, create_run_dir, discard_if_unused
 from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
@@ -68,6 +68,7 @@ class EffnetCLI(LightningCLI):
     resume_run: Path | None = None  # the run folder a `fit --ckpt_path ...` continues
     run_dir: Path | None = None  # the run folder this command writes into
     run_lock: RunLock | None = None
+    _new_root = False  # this command created trainer.default_root_dir (removed again if the start fails)
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self._user_model: dict[str, Any] = {}
@@ -85,6 +86,10 @@ class EffnetCLI(LightningCLI):
                 args=args,
                 run=run,
             )
+        except BaseException:
+            if self.run_dir is not None and self.run_dir != self.resume_run:
+                discard_if_unused(self.run_dir, self._new_root)  # a new run that failed before writing anything
+            raise
         finally:
             if run and self.run_lock is not None:
                 self.run_lock.release()
@@ -190,6 +195,7 @@ class EffnetCLI(LightningCLI):
         if self.resume_run is not None:
             self.run_dir = self.resume_run
         elif rank_zero_only.rank == 0:
+            self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)
         else:
             return  # other DDP ranks: trainer.log_dir is rank 0's

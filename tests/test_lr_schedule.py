@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from effnet_lightning.lr_schedule import create_lr_scheduler, epochs_done
 from effnet_lightning.module import EfficientNetModule
+from effnet_lightning.scaling import ScalingSpec
 
 BASE = 0.016  # paper: lr 0.016 per 256 images
 PAPER = dict(warmup_epochs=5.0, warmup_lr=0.0, decay_rate=0.97, decay_epochs=2.4, cosine_epochs=0.0, min_lr=0.0)
@@ -100,7 +101,7 @@ def fit(tmp_path, module, ckpt_path=None, **kwargs) -> tuple[pl.Trainer, dict[in
 
 
 def tiny(**kwargs) -> EfficientNetModule:
-    return EfficientNetModule(phi=-4, resolution=32, num_classes=3, bn_momentum=0.1, **kwargs)
+    return EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3, bn_momentum=0.1, **kwargs)
 
 
 def test_the_paper_schedule_is_the_default(tmp_path):
@@ -134,6 +135,22 @@ def test_resuming_mid_epoch_gives_the_lrs_of_an_uninterrupted_run(tmp_path, sche
     _, resumed = fit(tmp_path, module(), max_epochs=3, ckpt_path=tmp_path / "step13.ckpt")
     assert sorted(first) == list(range(13)) and min(resumed) == 13
     assert {step: continuous[step] for step in first | resumed} == first | resumed
+
+
+def test_a_new_lr_at_resume_rescales_the_rest_of_the_schedule(tmp_path):
+    """ "Lower the LR and resume": the schedulers keep no state in checkpoints, so the restored run follows the
+    schedule of the new LR (timm's own state_dict would bring back the old base LR)."""
+
+    def module(lr: float) -> EfficientNetModule:
+        return tiny(lr=lr, warmup_epochs=1.0, decay_epochs=0.4, warmup_lr_factor=0.05)
+
+    _, continuous = fit(tmp_path, module(0.016), max_epochs=3)
+    stopped, _ = fit(tmp_path, module(0.016), max_epochs=3, max_steps=13)
+    stopped.save_checkpoint(tmp_path / "step13.ckpt")
+    _, resumed = fit(tmp_path, module(0.008), max_epochs=3, ckpt_path=tmp_path / "step13.ckpt")
+    later = sorted(u for u in resumed if u > 13)  # 13 runs on the restored optimizer's LR (the CLI rescales it)
+    assert len(later) >= 8  # through a decay boundary (every 4 updates)
+    assert [resumed[u] for u in later] == pytest.approx([continuous[u] / 2 for u in later])
 
 
 def test_constant_is_an_explicit_choice(tmp_path):
