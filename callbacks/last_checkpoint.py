@@ -77,13 +77,11 @@ class LastCheckpoint(Callback):
         self.path = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS / LAST
         if trainer.is_global_zero:
             remove_stale_temporaries(self.path.parent)
-        if self.on_signal:
-            if not signals.installed():  # used outside `effnet` (a hand-built Trainer): install them here
-                self._installed_signals = signals.install()
+        if self.on_signal and signals.installed():  # under `effnet`: from now on signals are acted on here
             signals.defer()
 
-    @override
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def _restore_signals(self) -> None:
+        """Give back the handlers this callback installed for a hand-built Trainer (see on_train_start)."""
         if self._installed_signals is not None:
             signals.restore(self._installed_signals)
             self._installed_signals = None
@@ -92,6 +90,16 @@ class LastCheckpoint(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.saved_step = trainer.global_step if trainer.ckpt_path else -1  # a resumed run: last.ckpt holds it
         self._saved_at = time.monotonic()
+        if self.on_signal and not signals.installed():
+            # A hand-built Trainer (outside `effnet`): install here, after Lightning registered its own handlers,
+            # and give them back in on_train_end / on_exception, before Lightning restores the ones it found.
+            self._installed_signals = signals.install()
+            signals.defer()
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer, pl_module)
+        self._restore_signals()
 
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -120,17 +128,15 @@ class LastCheckpoint(Callback):
             self.save(trainer, pl_module)
 
     @override
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.save(trainer, pl_module)
-
-    @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """Lightning's own SIGTERM path (its handler raises SIGTERMException at the next batch)."""
-        if isinstance(exception, SIGTERMException) and self.on_signal:
-            try:
+        try:
+            if isinstance(exception, SIGTERMException) and self.on_signal:
                 self._stop(trainer, pl_module, signals.pending() or signal.SIGTERM)
-            except signals.Stopped:
-                pass  # the CLI maps SIGTERMException to the same exit code
+        except signals.Stopped:
+            pass  # the CLI maps SIGTERMException to the same exit code
+        finally:
+            self._restore_signals()
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write last.ckpt at this step, if it does not hold this step yet (only while fitting)."""

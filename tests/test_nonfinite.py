@@ -4,6 +4,7 @@ LR works; `skip` drops that update. No checkpoint with a NaN/inf weight or buffe
 from __future__ import annotations
 
 import copy
+import signal
 import sys
 
 import lightning.pytorch as pl
@@ -68,8 +69,10 @@ def all_finite(state: dict) -> bool:
 
 
 def test_stop_names_the_step_and_keeps_the_last_good_state(cifar10_root, tmp_path, poisoned):
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(NonFiniteLossError, match=rf"loss is not finite since step {POISONED_STEP} \(epoch 0\)"):
         fit(cifar10_root, tmp_path, "stop")
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # LastCheckpoint gave its handlers back
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == POISONED_STEP and all_finite(last["state_dict"])
 
