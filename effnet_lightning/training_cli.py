@@ -20,6 +20,7 @@ Checkpoints load with weights_only=True (`load_checkpoint` checks them first: co
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import pickle
 import sys
@@ -148,7 +149,7 @@ class EffnetCLI(LightningCLI):
         config.ckpt_path = path
         if not Path(path).is_file():
             return  # Lightning's special values and URLs
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, trusted=config.get("weights_only") is False)
         self.resume_run = run if subcommand == "fit" else None
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
@@ -222,31 +223,41 @@ class EffnetCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def load_checkpoint(path: str) -> dict[str, Any]:
+def load_checkpoint(path: str, trusted: bool = False) -> dict[str, Any]:
     """The checkpoint as a dict, or a ValueError that says whether the file is corrupt or holds Python objects.
 
     torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt, never
-    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file."""
+    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file.
+    `trusted` (`--weights_only false`): the objects the file names are allow-listed for this process, so that
+    LightningCLI's own weights-only read of the hyperparameters accepts it too."""
     if not zipfile.is_zipfile(path):
         raise ValueError(
             f"{path} is not a valid checkpoint (corrupt, truncated or not written by torch.save); "
             "resume from another checkpoint, or start without --ckpt_path"
         )
     try:
+        if trusted:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            torch.serialization.add_safe_globals([_import(name) for name in names])
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
-        # LightningCLI reads a checkpoint's hyperparameters with weights_only=True whatever --weights_only says
-        # (Lightning 2.6), so such a file cannot be used through the CLI at all; say what works instead.
         raise ValueError(
             f"{path} holds Python objects that weights-only loading refuses to unpickle; such a file can run code "
-            "when loaded. If you trust where it came from, load it in Python (torch.load(..., weights_only=False)) "
-            "and re-save its tensors"
+            "when loaded. Pass --weights_only false only if you trust where it came from"
         ) from err
     except (RuntimeError, EOFError, KeyError, OSError) as err:  # a damaged member inside the archive
         raise ValueError(f"{path} is not a valid checkpoint (corrupt: {type(err).__name__}); use another one") from err
+    except (ImportError, AttributeError) as err:  # trusted, but it names something this environment lacks
+        raise ValueError(f"{path} needs {err} to load; install what it was saved with") from err
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
     return checkpoint
+
+
+def _import(qualified_name: str) -> Any:
+    """`module.Class` (as torch names a pickled global) -> the object, for torch's allow-list."""
+    module, _, name = qualified_name.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import io
@@ -52,8 +53,24 @@ def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, ca
     assert main(["fit", "--config", str(config), "--ckpt_path", str(evil)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"effnet fit: error: {evil} holds Python objects that weights-only loading refuses")
-    assert "If you trust where it came from, load it in Python" in error and "\n" not in error
+    assert "Pass --weights_only false only if you trust where it came from" in error and "\n" not in error
     assert not marker.exists()
+
+
+def test_weights_only_false_loads_a_trusted_checkpoint_with_objects(cifar10_root, tmp_path, capsys, monkeypatch):
+    """A checkpoint that names a harmless non-tensor global (an argparse Namespace) is refused by default and accepted
+    with --weights_only false, through LightningCLI's own weights-only read of its hyperparameters too."""
+    monkeypatch.setattr(sys, "argv", ["effnet"])
+    config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
+    assert main(["fit", "--config", str(config), "--trainer.max_steps=1", "--trainer.limit_val_batches=1"]) == 0
+    checkpoint = torch.load(tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["extra"] = argparse.Namespace(steps=1)  # e.g. the args of a script that trained it
+    torch.save(checkpoint, tmp_path / "objects.ckpt")
+    evaluate = ["validate", "--config", str(config), "--ckpt_path", str(tmp_path / "objects.ckpt")]
+    capsys.readouterr()
+    assert main(evaluate) == 2
+    assert "holds Python objects" in capsys.readouterr().err
+    assert main([*evaluate, "--weights_only", "false"]) == 0
 
 
 def good_checkpoint_bytes(tmp_path: Path) -> bytes:
