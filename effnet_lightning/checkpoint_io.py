@@ -4,7 +4,7 @@ Lightning's `TorchCheckpointIO` writes through an fsspec transaction. For local 
 file in the system temp folder (`tempfile.mkstemp()` without `dir`) and commits with `shutil.move`. When that
 folder is on another filesystem (a tmpfs /tmp, a Docker volume for runs/), the move falls back to copying
 *into* the existing `last.ckpt`, truncating it first: a kill during the copy leaves a torn file where the last
-good checkpoint was (reproduced in tests/test_checkpoint_io.py). Nothing is fsynced either, so after a power cut
+good checkpoint was (seen with Lightning 2.6 and fsspec 2025). Nothing is fsynced either, so after a power cut
 the renamed file can be empty. Here the temporary file sits next to the target, so `os.replace` is one atomic
 rename, and data and directory entry are flushed to disk first. Remote paths (s3://, gs://) keep Lightning's
 behaviour: object stores publish an upload only once it is complete.
@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from fsspec.utils import get_protocol
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
@@ -42,7 +41,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     one is complete on disk."""
 
     @override
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None or get_protocol(str(path)) != "file":
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
