@@ -217,7 +217,9 @@ class EffnetCLI(LightningCLI):
         user_callbacks = trainer.get("callbacks") or []
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
-        extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]  # RNGs restored last
+        # RNGState after the user's callbacks, whose on_train_start may draw random numbers; LightningCLI appends the
+        # `last:`, `checkpoint:` and `nonfinite:` sections after these, and they draw none.
+        extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]
         if extra:
             kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
         return super().instantiate_trainer(**kwargs)
