@@ -32,10 +32,15 @@ def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Pa
 
 def test_bf16_mixed_on_cpu_end_to_end(cifar10_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     runs = tmp_path / "runs_bf16"
-    args = debug_args(cifar10_root, runs, "--trainer.max_epochs=2", "--trainer.precision=bf16-mixed")
+    args = debug_args(
+        cifar10_root, runs, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1", "--trainer.precision=bf16-mixed"
+    )
     done = effnet(capfd, "fit", *args)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert max(scalars(runs / "version_0")["val/acc1"]) > 0.2  # 10 classes, chance 0.1; measured 0.45 in fp32
+    # It trains: the loss falls. (Validation accuracy after 30 steps is too noisy to bound: 0.15-0.63 over seeds,
+    # in fp32 alike.) Measured over seeds 0, 1, 7, 42: last-5 / first-5 mean loss 0.32-0.49.
+    loss = scalars(runs / "version_0")["train/loss"]
+    assert len(loss) == 2 * STEPS_PER_EPOCH and sum(loss[-5:]) < 0.75 * sum(loss[:5]), loss
     checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     assert checkpoint["state_dict"]["model.conv_stem.weight"].dtype == torch.float32  # master weights stay fp32
