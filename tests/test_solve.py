@@ -89,11 +89,11 @@ def test_parse_count() -> None:
 def test_cli_prints_what_solve_returns(capfd: pytest.CaptureFixture) -> None:
     base = sc.ScalingSpec(phi=-2.0)  # what `effnet scale --phi -2` means: 168 px
     target = compound_target(base)
-    done = effnet(capfd, "scale", "--phi", "-2", "--target-macs", str(target), "--scale", "width", "compound",
+    done = effnet(capfd, "scale", "--phi", "-2", "--target-macs", str(target), "--scale", "depth", "compound",
                   "--format", "csv")  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert [r["scale"] for r in rows] == ["width", "compound"]
+    assert [r["scale"] for r in rows] == ["depth", "compound"]
     for row in rows:
         assert int(row["macs"]) == solve(target, row["scale"], base).macs
         assert abs(int(row["macs"]) / target - 1) <= TOLERANCE
