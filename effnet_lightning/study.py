@@ -277,6 +277,8 @@ def run_arm(effnet_main: Any, folder: Path, arm: Arm, config: str, overrides: li
     print(f"effnet study: {arm.name}: effnet {' '.join(argv)}", file=sys.stderr)
     (arm_root / "failed").unlink(missing_ok=True)
     started = time.monotonic()
+    typed = sys.argv
+    sys.argv = [typed[0], *argv]  # the arm's command line as LightningCLI's own: it warns when both differ
     try:
         code = effnet_main(argv)
     except SystemExit as exit_:  # argparse-style exits inside LightningCLI
@@ -284,6 +286,8 @@ def run_arm(effnet_main: Any, folder: Path, arm: Arm, config: str, overrides: li
     except Exception as err:  # a crash in one arm must not stop the study; the traceback is the arm's own
         print(f"effnet study: {arm.name} crashed: {type(err).__name__}: {err}", file=sys.stderr)
         code = 1
+    finally:
+        sys.argv = typed
     arm_root.mkdir(parents=True, exist_ok=True)
     with open(arm_root / WALL, "a") as out:
         out.write(f"{time.monotonic() - started:.3f}\n")
