@@ -94,8 +94,8 @@ def test_interrupted_arm_resumes_from_its_last_checkpoint(
     cifar10_module: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     """An arm whose run stopped after epoch 1 (last.ckpt, no result) continues to the study's 2 epochs."""
-    args = ["study", "family", "--phi", "-4", *tiny(cifar10_module, tmp_path), "--trainer.max_epochs=2"]
-    arm_root = tmp_path / "study-family" / "phi-4"
+    args = ["study", "family", "--phi", "0", *tiny(cifar10_module, tmp_path), "--trainer.max_epochs=2"]
+    arm_root = tmp_path / "study-family" / "phi0"
     base = sc.ScalingSpec(phi=-4.0, resolution=32).resolve()
     stopped = ["fit", *tiny(cifar10_module, arm_root)[:-1], "--model.scaling.phi=null",
                f"--model.scaling.depth={base.depth!r}", f"--model.scaling.width={base.width!r}",
@@ -104,7 +104,7 @@ def test_interrupted_arm_resumes_from_its_last_checkpoint(
     assert (arm_root / "version_0" / "checkpoints" / "last.ckpt").is_file()
     done = effnet(capfd, *args)
     assert done.returncode == 0, done.stderr
-    assert "phi-4: resuming from" in done.stderr
+    assert "phi0: resuming from" in done.stderr
     (row,) = read_rows(tmp_path / "study-family")
     assert row["status"] == "done" and int(row["epochs"]) == 2
     assert [p.name for p in arm_root.glob("version_*")] == ["version_0"]
