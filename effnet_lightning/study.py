@@ -22,9 +22,13 @@ import argparse
 import csv
 import itertools
 import json
+import os
+import queue
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -117,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.05, help="grid: |a*b^2*g^2 - 2| / 2 at most (default 5%%)")
     p.add_argument("--grid", nargs="+", type=float, default=list(GRID_STEPS), help="grid: candidate values")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier size for params/MACs (effnet scale's)")
+    p.add_argument("--devices", type=int, default=1, help="local GPUs: N > 1 runs one arm per GPU at a time")
     p.add_argument("--bench-steps", type=int, default=3, help="timed benchmark steps per arm (0: skip)")
     return p
 
@@ -142,20 +147,36 @@ def main(argv: Sequence[str]) -> int:
         print(f"effnet study: error: {err}", file=sys.stderr)
         return 2
     batch_size = int(_setting(base_config, overrides, "data.init_args.batch_size") or 32)
+    todo = []
     for arm in arms:
         if (folder / arm.name / RESULT).is_file():
             print(f"effnet study: {arm.name}: finished before, skipped", file=sys.stderr)
-            continue
-        code = run_arm(effnet_main, folder, arm, args.config, overrides)
-        if code in EXIT_STOPPED:
-            print(f"effnet study: stopped during {arm.name}; run the same command again to resume", file=sys.stderr)
-            write_results(folder, arms, args.num_classes, args.kind)
-            return code
-        if code == 0:
-            measure(folder, arm, args.num_classes, batch_size, args.bench_steps)
         else:
-            print(f"effnet study: {arm.name} failed (exit {code}); continuing with the others", file=sys.stderr)
+            todo.append(arm)
+    if args.devices > 1:  # arms in parallel, one per GPU; measured afterwards, when no arm trains beside them
+        finished = run_parallel(todo, args.devices, folder, args.config, overrides)
+    else:  # one after another in this process, each measured at once
+        finished = []
+        for arm in todo:
+            code = run_arm(effnet_main, folder, arm, args.config, overrides)
+            finished.append((arm, code))
+            if code in EXIT_STOPPED:
+                break
+            if code == 0:
+                measure(folder, arm, args.num_classes, batch_size, args.bench_steps)
+    stopped = None
+    for arm, code in finished:
+        if code == 0 and not (folder / arm.name / RESULT).is_file():
+            measure(folder, arm, args.num_classes, batch_size, args.bench_steps)
+        elif code in EXIT_STOPPED:
+            stopped = code
+            print(f"effnet study: stopped during {arm.name}; run the same command again to resume", file=sys.stderr)
+        elif code != 0:
+            print(f"effnet study: {arm.name} failed (exit {code}); the others ran", file=sys.stderr)
             (folder / arm.name / "failed").write_text(f"{code}\n")
+    if stopped is not None:
+        write_results(folder, arms, args.num_classes, args.kind)
+        return stopped
     rows = write_results(folder, arms, args.num_classes, args.kind)
     from effnet_lightning.study_plots import plot
 
@@ -269,11 +290,7 @@ def _claim(folder: Path, asked: dict[str, Any], arms: list[Arm]) -> None:
 def run_arm(effnet_main: Any, folder: Path, arm: Arm, config: str, overrides: list[str]) -> int:
     """`effnet fit` for one arm in this process; resumes from the arm's newest last.ckpt when it has one."""
     arm_root = folder / arm.name
-    resume = sorted(arm_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    argv = ["fit", "--config", config, *overrides, *arm.overrides(), f"--trainer.default_root_dir={arm_root}"]
-    if resume:
-        argv.append(f"--ckpt_path={resume[-1].parent.parent}")
-        print(f"effnet study: {arm.name}: resuming from {resume[-1]}", file=sys.stderr)
+    argv = fit_argv(arm_root, arm, config, overrides)
     print(f"effnet study: {arm.name}: effnet {' '.join(argv)}", file=sys.stderr)
     (arm_root / "failed").unlink(missing_ok=True)
     started = time.monotonic()
@@ -292,6 +309,56 @@ def run_arm(effnet_main: Any, folder: Path, arm: Arm, config: str, overrides: li
     with open(arm_root / WALL, "a") as out:
         out.write(f"{time.monotonic() - started:.3f}\n")
     return code
+
+
+def run_parallel(
+    arms: list[Arm], devices: int, folder: Path, config: str, overrides: list[str]
+) -> list[tuple[Arm, int]]:
+    """Each arm as its own `effnet fit` process seeing one GPU (CUDA_VISIBLE_DEVICES), at most `devices` at once.
+
+    concurrent.futures does the scheduling; a queue hands each process a GPU no other arm is using.
+    """
+    free: queue.Queue[int] = queue.Queue()
+    for device in range(devices):
+        free.put(device)
+
+    def on_a_free_device(arm: Arm) -> int:
+        device = free.get()
+        try:
+            return launch(folder, arm, config, overrides, device)
+        finally:
+            free.put(device)
+
+    with ThreadPoolExecutor(max_workers=devices) as pool:
+        codes = list(pool.map(on_a_free_device, arms))
+    return list(zip(arms, codes, strict=True))
+
+
+def launch(folder: Path, arm: Arm, config: str, overrides: list[str], device: int) -> int:
+    """`effnet fit` for one arm in a new process on GPU `device`; its output goes to `<arm>/fit.log`."""
+    arm_root = folder / arm.name
+    arm_root.mkdir(parents=True, exist_ok=True)
+    argv = fit_argv(arm_root, arm, config, overrides)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(device)}
+    print(f"effnet study: {arm.name} on GPU {device}: effnet {' '.join(argv)}", file=sys.stderr)
+    (arm_root / "failed").unlink(missing_ok=True)
+    started = time.monotonic()
+    with open(arm_root / "fit.log", "a") as log:
+        code = subprocess.run([sys.executable, "-m", "effnet_lightning.cli", *argv], env=env, stdout=log,
+                              stderr=subprocess.STDOUT).returncode  # fmt: skip
+    with open(arm_root / WALL, "a") as out:
+        out.write(f"{time.monotonic() - started:.3f}\n")
+    return code
+
+
+def fit_argv(arm_root: Path, arm: Arm, config: str, overrides: list[str]) -> list[str]:
+    """The arm's `effnet fit` command line; resumes from its newest last.ckpt when it has one."""
+    resume = sorted(arm_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    argv = ["fit", "--config", config, *overrides, *arm.overrides(), f"--trainer.default_root_dir={arm_root}"]
+    if resume:
+        argv.append(f"--ckpt_path={resume[-1].parent.parent}")
+        print(f"effnet study: {arm.name}: resuming from {resume[-1]}", file=sys.stderr)
+    return argv
 
 
 # ---------------------------------------------------------------------------------------------------- the results

@@ -156,3 +156,45 @@ def test_user_errors_are_one_line_exit_2(
     assert done.returncode == 2
     assert len(error_lines(done.stderr)) == 1 and words in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_devices_runs_one_arm_per_gpu_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduling of `--devices N` (CPU only here): never two arms on one GPU, never more than N at once."""
+    import threading
+    import time
+
+    from effnet_lightning import study
+
+    lock, running, seen = threading.Lock(), set(), []
+
+    def fake_launch(folder: Path, arm: study.Arm, config: str, overrides: list[str], device: int) -> int:
+        with lock:
+            assert device not in running and len(running) < 2
+            running.add(device)
+            seen.append((arm.name, device))
+        time.sleep(0.05)
+        with lock:
+            running.remove(device)
+        return 3 if arm.name == "a2" else 0
+
+    monkeypatch.setattr(study, "launch", fake_launch)
+    arms = [study.Arm(f"a{i}", 1.0, 1.0, 32) for i in range(5)]
+    results = study.run_parallel(arms, 2, tmp_path, "base.yaml", [])
+    assert [(arm.name, code) for arm, code in results] == [("a0", 0), ("a1", 0), ("a2", 3), ("a3", 0), ("a4", 0)]
+    assert sorted(name for name, _ in seen) == [f"a{i}" for i in range(5)]
+    assert {device for _, device in seen} == {0, 1}
+
+
+def test_devices_arm_runs_as_its_own_process(
+    tmp_path: Path, cifar10_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """`--devices 2` starts each arm as `python -m effnet_lightning.cli fit ...` with CUDA_VISIBLE_DEVICES set."""
+    monkeypatch.setenv("PYTHONPATH", cifar10_env["PYTHONPATH"])  # the stand-ins' checksums, in the child too
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    runs = tmp_path / "runs"
+    done = effnet(capfd, "study", "family", "--phi", "0", "--devices", "2", *tiny(tmp_path / "cifar10", runs))
+    assert done.returncode == 0, done.stderr
+    assert "phi0 on GPU 0" in done.stderr
+    (row,) = read_rows(runs / "study-family")
+    assert row["status"] == "done" and int(row["epochs"]) == 1
+    assert "max_epochs=1` reached" in (runs / "study-family" / "phi0" / "fit.log").read_text()
