@@ -44,7 +44,11 @@ GRID_STEPS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4)  # α, β, γ can
 FLOPS_DOUBLING = 2.0  # α·β²·γ² ≈ 2: one unit of φ doubles the FLOPs (paper §3.3)
 RESULT = "result.json"  # in an arm's folder once its fit finished and was measured
 WALL = "wall_s.txt"  # one line per fit invocation of the arm: seconds it ran (a resumed arm adds up)
-EXIT_STOPPED = (75, 130)  # cli.py: preempted or Ctrl-C; last.ckpt saved, the study stops and resumes on re-run
+EXIT_PREEMPTED = 75  # cli.py: SIGTERM, last.ckpt saved
+EXIT_STOPPED = (
+    EXIT_PREEMPTED,
+    130,
+)  # cli.py: preempted or Ctrl-C; last.ckpt saved, the study stops and resumes on re-run
 BENCH_WARMUP = 1  # untimed benchmark steps before the timed ones
 
 
@@ -122,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", nargs="+", type=float, default=list(GRID_STEPS), help="grid: candidate values")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier size for params/MACs (effnet scale's)")
     p.add_argument("--devices", type=int, default=1, help="local GPUs: N > 1 runs one arm per GPU at a time")
+    p.add_argument("--launcher", choices=("inprocess", "slurm", "local"), default="inprocess",
+                   help="slurm: one submitit job per arm (requeued on exit 75); local: the same jobs as processes "
+                   "on this machine (submitit's LocalExecutor), a dry run of the slurm path")  # fmt: skip
+    p.add_argument("--partition", help="slurm partition")
+    p.add_argument("--time", type=int, default=24 * 60, help="slurm time limit per arm, minutes (default %(default)s)")
+    p.add_argument("--gpus", type=int, default=1, help="slurm GPUs per arm job (trainer.devices should match)")
     p.add_argument("--bench-steps", type=int, default=3, help="timed benchmark steps per arm (0: skip)")
     return p
 
@@ -153,7 +163,9 @@ def main(argv: Sequence[str]) -> int:
             print(f"effnet study: {arm.name}: finished before, skipped", file=sys.stderr)
         else:
             todo.append(arm)
-    if args.devices > 1:  # arms in parallel, one per GPU; measured afterwards, when no arm trains beside them
+    if args.launcher != "inprocess":  # one submitit job per arm; each job measures its own arm on its GPU
+        finished = run_submitit(todo, args, folder, overrides, batch_size)
+    elif args.devices > 1:  # arms in parallel, one per GPU; measured afterwards, when no arm trains beside them
         finished = run_parallel(todo, args.devices, folder, args.config, overrides)
     else:  # one after another in this process, each measured at once
         finished = []
@@ -332,6 +344,72 @@ def run_parallel(
     with ThreadPoolExecutor(max_workers=devices) as pool:
         codes = list(pool.map(on_a_free_device, arms))
     return list(zip(arms, codes, strict=True))
+
+
+@dataclass(frozen=True)
+class ArmJob:
+    """What a submitit job runs: the arm's `effnet fit` (resuming from its last.ckpt, decided when the job starts,
+    so a requeued job continues), then the arm's measurement on the job's own device."""
+
+    folder: Path
+    arm: Arm
+    config: str
+    overrides: tuple[str, ...]
+    num_classes: int
+    batch_size: int
+    bench_steps: int
+
+    def __call__(self) -> int:
+        from effnet_lightning.cli import main as effnet_main
+
+        code = run_arm(effnet_main, self.folder, self.arm, self.config, list(self.overrides))
+        if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):  # SIGTERM saved last.ckpt: run again
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False, timeout=60)
+        elif code == 0:
+            measure(self.folder, self.arm, self.num_classes, self.batch_size, self.bench_steps)
+        return code
+
+    def checkpoint(self) -> Any:
+        """submitit calls this on its timeout signal and requeues what it returns: the same arm, which resumes."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def run_submitit(
+    arms: list[Arm], args: argparse.Namespace, folder: Path, overrides: list[str], batch_size: int
+) -> list[tuple[Arm, int]]:
+    """One submitit job per arm (Slurm, or local processes), waited for here; a job that raised counts as exit 1."""
+    import submitit
+
+    logs = folder / "submitit"
+    if args.launcher == "local":
+        executor: Any = submitit.LocalExecutor(folder=logs)
+        executor.update_parameters(timeout_min=args.time)
+    else:
+        executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
+        executor.update_parameters(timeout_min=args.time, slurm_partition=args.partition,
+                                   gpus_per_node=args.gpus, tasks_per_node=args.gpus, name="effnet-study")  # fmt: skip
+    jobs = [
+        executor.submit(
+            ArmJob(folder, arm, args.config, tuple(overrides), args.num_classes, batch_size, args.bench_steps)
+        )  # fmt: skip
+        for arm in arms
+    ]
+    for arm, job in zip(arms, jobs, strict=True):
+        print(f"effnet study: {arm.name}: submitit job {job.job_id}, logs in {logs}", file=sys.stderr)
+    codes = []
+    for job in jobs:
+        try:
+            codes.append(int(job.result()))
+        except Exception as err:  # submitit re-raises the job's exception (or its failure) here
+            print(f"effnet study: job {job.job_id} failed: {_first_line(err)}", file=sys.stderr)
+            codes.append(1)
+    return list(zip(arms, codes, strict=True))
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[-1]
 
 
 def launch(folder: Path, arm: Arm, config: str, overrides: list[str], device: int) -> int:

@@ -198,3 +198,18 @@ def test_devices_arm_runs_as_its_own_process(
     (row,) = read_rows(runs / "study-family")
     assert row["status"] == "done" and int(row["epochs"]) == 1
     assert "max_epochs=1` reached" in (runs / "study-family" / "phi0" / "fit.log").read_text()
+
+
+def test_submitit_local_executor_runs_and_measures_each_arm(
+    tmp_path: Path, cifar10_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """`--launcher local`: the slurm path (one submitit job per arm) with submitit's LocalExecutor."""
+    monkeypatch.setenv("PYTHONPATH", cifar10_env["PYTHONPATH"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    runs = tmp_path / "runs"
+    done = effnet(capfd, "study", "family", "--phi", "0", "--launcher", "local", *tiny(tmp_path / "cifar10", runs))
+    assert done.returncode == 0, done.stderr
+    assert "phi0: submitit job" in done.stderr
+    (row,) = read_rows(runs / "study-family")
+    assert row["status"] == "done" and int(row["epochs"]) == 1 and float(row["train_img_s"]) > 0
+    assert list((runs / "study-family" / "submitit").glob("*_log.err"))
