@@ -113,6 +113,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="effnet study",
+        allow_abbrev=False,  # a fit override must never be taken for an abbreviated study option
         description="Train one arm per scaling with the same recipe (effnet fit); options not listed here "
         "(--section.key value) are fit overrides applied to every arm.",
     )
@@ -199,12 +200,7 @@ def main(argv: Sequence[str]) -> int:
 
 def _check_overrides(overrides: list[str]) -> None:
     for item in overrides:
-        if (
-            item.startswith("-")
-            and not item.startswith("--")
-            or item in ("--ckpt_path",)
-            or item.startswith(("--model.scaling", "--ckpt_path"))
-        ):
+        if item.startswith(("--model.scaling", "--ckpt_path")):
             raise StudyError(f"{item}: the study sets model.scaling and ckpt_path per arm; leave them out")
 
 
