@@ -213,3 +213,23 @@ def test_submitit_local_executor_runs_and_measures_each_arm(
     (row,) = read_rows(runs / "study-family")
     assert row["status"] == "done" and int(row["epochs"]) == 1 and float(row["train_img_s"]) > 0
     assert list((runs / "study-family" / "submitit").glob("*_log.err"))
+
+
+def _row(arm: str, macs: int, acc: float | None, img_s: float = 100.0) -> object:
+    from effnet_lightning.study import Row
+
+    return Row(arm, "done", 1.0, 1.0, 32, macs, macs, train_img_s=img_s, ema_acc1=acc)
+
+
+def test_pareto_front_and_most_cost_effective_arm() -> None:
+    from effnet_lightning.study_plots import marginal_gains, most_cost_effective, pareto
+
+    # (cost, accuracy): b dominates c (cheaper and better); a, b and d trade cost for accuracy
+    assert pareto([(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.8)]) == [0, 1, 3]
+    assert pareto([(100.0, 0.5), (50.0, 0.7)], cheaper_is_lower=False) == [0, 1]  # img/s: higher is cheaper
+    rows = [_row("small", 100, 0.50), _row("mid", 200, 0.60), _row("big", 800, 0.66), _row("broken", 400, None)]
+    # gain over the cheapest per doubling of MACs: mid 0.10 / 1 = 0.10, big 0.16 / 3 = 0.053
+    assert most_cost_effective(rows).arm == "mid"
+    gains = dict(marginal_gains(rows))
+    assert gains == pytest.approx({"mid": 0.10, "big": 0.03})  # big: 0.06 over 2 doublings from mid
+    assert most_cost_effective([_row("a", 100, 0.5), _row("b", 200, 0.4)]).arm == "a"  # nothing pays: cheapest
