@@ -20,6 +20,7 @@ commands:
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
+  study        train one arm per scaling on one recipe: table7 (equal MACs), family, grid (alpha, beta, gamma)
   benchmark    measure train/inference img/s, peak memory and TFLOP/s (--vs-bare: framework vs plain loop)
   datamodules  list the datamodules a config can name by short class name, and where they come from
 run 'effnet <command> --help' for a command's options"""
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from effnet_lightning.scale_table import main as scale_main
 
         return scale_main(argv[1:])
+    if command == "study":
+        from effnet_lightning.study import main as study_main
+
+        return study_main(argv[1:])
     if command == "benchmark":
         from effnet_lightning.benchmark import main as benchmark_main
 
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 signals.ignore()
     print(
         f"effnet: error: unknown command {command!r}; "
-        "choose one of fit, validate, test, predict, scale, benchmark, datamodules",
+        "choose one of fit, validate, test, predict, scale, study, benchmark, datamodules",
         file=sys.stderr,
     )
     return 2

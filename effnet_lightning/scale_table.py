@@ -21,6 +21,8 @@ from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs, count_params
 from effnet_lightning.memory import check_size, estimate, human_bytes
 from effnet_lightning.model import create_model
+from effnet_lightning.solve import DIMENSIONS, Solution, parse_count, solve
+from effnet_lightning.solve import format_text as format_solve
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,49 @@ def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
     p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
     p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--target-macs", type=_count, help="solve for this forward MACs per image, e.g. 1.8G")
+    p.add_argument("--target-params", type=_count, help="solve for this parameter count, e.g. 7.8M")
+    p.add_argument(
+        "--scale",
+        nargs="+",
+        choices=DIMENSIONS,
+        default=list(DIMENSIONS),
+        help="with --target-*: the dimension(s) to scale the base along (default: all four); the base is the one "
+        "model given by --variants, --phi or --depth/--width/--resolution, else B0",
+    )
     return p
+
+
+def _count(text: str) -> float:
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: argparse.ArgumentParser) -> int:
+    """`effnet scale --target-macs 1.8G --scale depth ...`: the multiplier meeting the target, per dimension."""
+    try:
+        if len(scalings) > 1:
+            raise ValueError("with --target-macs/--target-params give at most one base model (default B0)")
+        base = scalings[0] if scalings else sc.official("b0")
+        spec = sc.ScalingSpec(depth=base.depth, width=base.width, resolution=base.resolution)
+        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+        solutions = [
+            solve(args.target_macs, s, spec, args.target_params, args.num_classes, coefficients) for s in args.scale
+        ]
+    except ValueError as err:
+        print(f"effnet scale: error: {err}", file=sys.stderr)
+        return 2
+    if args.format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([f.name for f in fields(Solution)])
+        writer.writerows(astuple(s) for s in solutions)
+        print(out.getvalue().rstrip("\n"))
+    else:
+        print(format_solve(solutions))
+    return 0
 
 
 def main(argv: Sequence[str]) -> int:
@@ -168,6 +212,8 @@ def main(argv: Sequence[str]) -> int:
             check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
     except ValueError as err:
         parser.error(str(err))
+    if args.target_macs is not None or args.target_params is not None:
+        return solve_main(args, scalings, parser)
     scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]
     rows = [measure(s, args.num_classes) for s in scalings]
     print(format_csv(rows) if args.format == "csv" else format_text(rows, coefficients))
