@@ -85,6 +85,12 @@ class ImageDataModule(LightningDataModule):
         self.seed = 0 if seed is None else seed
 
     # ---- what a subclass provides --------------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        """The name of each class index, for predictions, exports and figures (stored in the checkpoint by the
+        module). A subclass overrides this property (or sets a class attribute); default: "0", "1", ..."""
+        return [str(i) for i in range(self.num_classes)]
+
     def train_dataset(self) -> Dataset:
         """Training samples `(HWC uint8 ndarray, int label)`, before augmentation."""
         raise NotImplementedError(f"{type(self).__name__} must implement train_dataset().")
@@ -96,6 +102,11 @@ class ImageDataModule(LightningDataModule):
     def test_dataset(self) -> Dataset:
         """Test samples (also used by predict); defaults to the validation samples."""
         return self.val_dataset()
+
+    def predict_sample_ids(self) -> list[str] | None:
+        """An id per predict sample, in dataset order (e.g. its file path), for predictions.csv; None: the
+        sample's index in the predict (test) split."""
+        return None
 
     def train_transform(self) -> Transform | None:
         """Per-image CPU augmentation (albumentations). None: images pass through and must share one size."""

@@ -25,6 +25,7 @@ from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, cr
 
 # Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it.
 torch.serialization.add_safe_globals([sc.ScalingSpec])
+CLASS_NAMES_KEY = "class_names"  # top-level checkpoint key: list[str], one per output index
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -73,6 +74,9 @@ class EfficientNetModule(pl.LightningModule):
                 f"[0, 1]; got {warmup_epochs}, {decay_epochs}, {decay_rate}, {warmup_lr_factor}."
             )
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        # The name of each output index: from the datamodule at setup, from the checkpoint when one is loaded
+        # (the names the weights were trained with win); saved in every checkpoint as `class_names`.
+        self.class_names: list[str] = default_class_names(num_classes)
         self.val_metrics = self.evaluation_metrics("val/")
         self.test_metrics = self.evaluation_metrics("test/")
 
@@ -108,6 +112,19 @@ class EfficientNetModule(pl.LightningModule):
     def _channels_last(self) -> bool:
         wanted = self.hparams.channels_last
         return self.device.type == "cuda" if wanted is None else wanted
+
+    def setup(self, stage: str) -> None:
+        names = getattr(self.trainer.datamodule, "class_names", None)  # setup runs under a trainer
+        if names is not None and len(names) == self.hparams.num_classes:
+            self.class_names = [str(name) for name in names]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        names = checkpoint.get(CLASS_NAMES_KEY)
+        if names is not None and len(names) == self.hparams.num_classes:
+            self.class_names = list(names)
 
     def on_fit_start(self) -> None:
         if self._channels_last:
@@ -196,6 +213,11 @@ class CrossEntropy(MeanMetric):
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
         super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """The names of classes that no datamodule or checkpoint named: "0", "1", ..."""
+    return [str(i) for i in range(num_classes)]
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:

@@ -6,7 +6,8 @@
   `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
   built; `seed_everything` into a datamodule's `seed` left at None.
 - One run folder per run: `<trainer.default_root_dir>/version_N/` holds config.yaml, checkpoints/ and the
-  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it.
+  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it. validate/test/
+  predict on a checkpoint of a run write into `<run>/eval/version_N/` instead, not into a new run folder.
 - Long runs survive being stopped (docs/production.md): `last:` keeps checkpoints/last.ckpt current
   (LastCheckpoint), `checkpoint:` is a stock ModelCheckpoint for the best-k files, `nonfinite:` stops or skips on
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
@@ -49,6 +50,7 @@ from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
     "model": {"lr", "weight_decay", "channels_last", "num_classes"},  # num_classes: linked from the data
@@ -66,6 +68,7 @@ RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data
 
 class EffnetCLI(LightningCLI):
     resume_run: Path | None = None  # the run folder a `fit --ckpt_path ...` continues
+    evaluated_run: Path | None = None  # the run folder whose checkpoint validate/test/predict evaluates
     run_dir: Path | None = None  # the run folder this command writes into
     run_lock: RunLock | None = None
     _new_root = False  # this command created trainer.default_root_dir (removed again if the start fails)
@@ -135,7 +138,7 @@ class EffnetCLI(LightningCLI):
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        self.resume_run = None
+        self.resume_run = self.evaluated_run = None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is None:
@@ -150,6 +153,7 @@ class EffnetCLI(LightningCLI):
             return  # Lightning's special values and URLs
         checkpoint = load_checkpoint(path)
         self.resume_run = run if subcommand == "fit" else None
+        self.evaluated_run = run if subcommand != "fit" else None
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
         if differing:
@@ -194,6 +198,9 @@ class EffnetCLI(LightningCLI):
         # follow a run folder that was moved since.
         if self.resume_run is not None:
             self.run_dir = self.resume_run
+        elif rank_zero_only.rank == 0 and self.evaluated_run is not None:  # results beside the run they judge
+            self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
+            self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
         elif rank_zero_only.rank == 0:
             self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)

@@ -63,10 +63,11 @@ def test_validate_and_test_from_checkpoint(trained, tmp_path, capfd, command, me
 
 
 def test_predict_writes_probabilities(trained, tmp_path, capfd):
-    ckpt = trained["run"] / "checkpoints" / "last.ckpt"
-    done = effnet(capfd, "predict", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={ckpt}")
+    run = tmp_path / "copied" / "version_0"
+    shutil.copytree(trained["run"], run)  # predict writes into the evaluated run's eval/ folder
+    done = effnet(capfd, "predict", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={run}")
     assert done.returncode == 0, done.stderr[-3000:]
-    saved = torch.load(tmp_path / "runs" / "version_0" / "predictions.pt", weights_only=True)
+    saved = torch.load(run / "eval" / "version_0" / "predictions.pt", weights_only=True)
     probabilities = saved["probabilities"]
     assert probabilities.shape == (200, 10)  # the stand-in test set
     torch.testing.assert_close(probabilities.sum(1), torch.ones(200))
