@@ -19,6 +19,7 @@ commands:
   validate     evaluate a checkpoint on the validation set (--ckpt_path)
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
+  export       a checkpoint's network as safetensors + timm config.json (--ckpt_path X [--weights ema|raw] OUT)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
   benchmark    measure train/inference img/s, peak memory and TFLOP/s (--vs-bare: framework vs plain loop)
   datamodules  list the datamodules a config can name by short class name, and where they come from
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from effnet_lightning.benchmark import main as benchmark_main
 
         return benchmark_main(argv[1:])
+    if command == "export":
+        from effnet_lightning.export import main as export_main
+
+        return export_main(argv[1:])
     if command == "datamodules":
         from effnet_lightning.plugins import main as datamodules_main
 
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 signals.ignore()
     print(
         f"effnet: error: unknown command {command!r}; "
-        "choose one of fit, validate, test, predict, scale, benchmark, datamodules",
+        "choose one of fit, validate, test, predict, export, scale, benchmark, datamodules",
         file=sys.stderr,
     )
     return 2

@@ -26,6 +26,8 @@ from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, cr
 # Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it.
 torch.serialization.add_safe_globals([sc.ScalingSpec])
 CLASS_NAMES_KEY = "class_names"  # top-level checkpoint key: list[str], one per output index
+DATA_CONFIG_KEY = "data_config"  # top-level checkpoint key: eval preprocessing as timm's data-config dict
+ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -77,6 +79,8 @@ class EfficientNetModule(pl.LightningModule):
         # The name of each output index: from the datamodule at setup, from the checkpoint when one is loaded
         # (the names the weights were trained with win); saved in every checkpoint as `class_names`.
         self.class_names: list[str] = default_class_names(num_classes)
+        # The evaluation preprocessing of the data it was trained on (timm's data-config keys), for exports.
+        self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
         self.test_metrics = self.evaluation_metrics("test/")
 
@@ -114,17 +118,23 @@ class EfficientNetModule(pl.LightningModule):
         return self.device.type == "cuda" if wanted is None else wanted
 
     def setup(self, stage: str) -> None:
-        names = getattr(self.trainer.datamodule, "class_names", None)  # setup runs under a trainer
+        datamodule = self.trainer.datamodule  # setup runs under a trainer
+        names = getattr(datamodule, "class_names", None)
         if names is not None and len(names) == self.hparams.num_classes:
             self.class_names = [str(name) for name in names]
+        if datamodule is not None and hasattr(datamodule, "mean") and hasattr(datamodule, "std"):
+            self.data_config = eval_data_config(datamodule, self.resolution)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
+        if self.data_config is not None:
+            checkpoint[DATA_CONFIG_KEY] = dict(self.data_config)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         names = checkpoint.get(CLASS_NAMES_KEY)
         if names is not None and len(names) == self.hparams.num_classes:
             self.class_names = list(names)
+        self.data_config = checkpoint.get(DATA_CONFIG_KEY, self.data_config)
 
     def on_fit_start(self) -> None:
         if self._channels_last:
@@ -218,6 +228,20 @@ class CrossEntropy(MeanMetric):
 def default_class_names(num_classes: int) -> list[str]:
     """The names of classes that no datamodule or checkpoint named: "0", "1", ..."""
     return [str(i) for i in range(num_classes)]
+
+
+def eval_data_config(datamodule: object, resolution: int) -> dict:
+    """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
+    input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
+    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device)."""
+    return {
+        "input_size": [3, resolution, resolution],
+        "mean": [float(m) for m in datamodule.mean],
+        "std": [float(s) for s in datamodule.std],
+        "interpolation": str(getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION)),
+        "crop_pct": float(getattr(datamodule, "crop_pct", 1.0)),
+        "crop_mode": "center",
+    }
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:

@@ -30,7 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> d
 
 def copy_run(trained: dict, tmp_path: Path) -> Path:
     run = tmp_path / "copied" / "version_0"
-    shutil.copytree(trained["run"], run)
+    shutil.copytree(trained["run"], run, ignore=shutil.ignore_patterns("eval"))
     return run
 
 
