@@ -13,8 +13,9 @@
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
 - Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
   `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
-  `resume_overrides`, `prediction_writer` (predict only); set any of them to null to drop it. (The rich
-  progress bar is Lightning's own default when `rich` is installed.)
+  `resume_overrides`, `prediction_writer` (predict only), `plain_log` and `run_summary` (fit only); set any of
+  them to null to drop it. (The rich progress bar is Lightning's own default when `rich` is installed; plain_log
+  prints lines instead when stdout is not a terminal.)
 Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
 
@@ -39,9 +40,11 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
+from effnet_lightning.callbacks.plain_log import PlainLog
 from effnet_lightning.callbacks.prediction_writer import PredictionWriter
 from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
 from effnet_lightning.callbacks.rng_state import RNGState
+from effnet_lightning.callbacks.run_summary import RunSummary
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
@@ -134,6 +137,8 @@ class EffnetCLI(LightningCLI):
         parser.add_argument(
             "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
         )
+        parser.add_argument("--plain_log", type=PlainLog | None, default=lazy_instance(PlainLog))  # fit only
+        parser.add_argument("--run_summary", type=RunSummary | None, default=lazy_instance(RunSummary))  # fit only
 
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -223,6 +228,8 @@ class EffnetCLI(LightningCLI):
         user_callbacks = trainer.get("callbacks") or []
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
+        if self.subcommand == "fit":
+            extra += [c for c in (config["plain_log"], config["run_summary"]) if c is not None]
         extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]  # RNGs restored last
         if extra:
             kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
