@@ -151,17 +151,20 @@ class EfficientNetModule(pl.LightningModule):
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
         return loss
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> torch.Tensor:
         images, targets = batch
-        metrics.update(self(images), targets)
+        logits = self(images)
+        metrics.update(logits, targets)
         # Metric objects: Lightning computes (all ranks together) and resets them at the end of the epoch.
         self.log_dict(metrics, prog_bar=metrics is self.val_metrics)
+        return logits
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """(B, num_classes) logits: callbacks (confusion matrix, sample grid) read them as `outputs`."""
+        return self._evaluate(batch, self.val_metrics)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, self.test_metrics)
 
     def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Class probabilities, (B, num_classes)."""

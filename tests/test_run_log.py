@@ -1,5 +1,6 @@
 """What a fit tells its user (issue 12): plain lines when stdout is not a terminal, the model's scaling, params and
-MACs at start, a closing summary, and TensorBoard's text, scalars and hparams entries."""
+MACs at start, a closing summary, and TensorBoard's text, scalars, images (confusion matrix, sample predictions)
+and hparams entries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES
 
 EPOCHS = 2
 EVERY = 5  # steps between plain lines
@@ -56,5 +59,14 @@ def test_non_tty_log_lines_summary_and_tensorboard(fitted, capfd) -> None:
     assert events.PluginTagToContent("hparams")  # the hparams tab: hyperparameters with the best metrics
     scalars = events.Tags()["scalars"]
     assert {"model/params", "model/macs", "best/val_acc1", "best/val_ema_acc1"} <= set(scalars)
+    assert {f"val_class_acc1/{name}" for name in CIFAR10_CLASSES} <= set(scalars)  # per-class accuracy by name
+    assert {"val/confusion_matrix", "val/predictions"} <= set(events.Tags()["images"])
+    matrix = events.Images("val/confusion_matrix")
+    assert len(matrix) == EPOCHS and matrix[-1].width >= 256  # one per validation; 10 classes enlarged
+    grid = events.Images("val/predictions")[-1]
+    assert (grid.width, grid.height) == (8 * (32 + 2) + 2, 2 * (32 + 2) + 2)  # 16 images of 32 px, 8 per row
+    assert {"val/confusion_matrix/text_summary", "val/predictions/text_summary"} <= set(
+        events.PluginTagToContent("text")
+    )
     best_raw = events.Scalars("best/val_acc1")[-1].value
     assert best_raw == pytest.approx(max(e.value for e in events.Scalars("val/acc1")))
