@@ -13,9 +13,9 @@
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
 - Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
   `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
-  `resume_overrides`, `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix` and
-  `prediction_grid` (fit only); set any of them to null to drop it. (The rich progress bar is Lightning's own
-  default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
+  `resume_overrides`, `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`,
+  `prediction_grid` and `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
+  Lightning's own default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
 Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
 
@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from effnet_lightning.callbacks.cam_images import CAMImages
 from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
@@ -147,6 +148,7 @@ class EffnetCLI(LightningCLI):
         parser.add_argument(  # fit only
             "--prediction_grid", type=PredictionGrid | None, default=lazy_instance(PredictionGrid)
         )
+        parser.add_argument("--cam_images", type=CAMImages | None, default=lazy_instance(CAMImages))  # fit only
 
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -237,7 +239,7 @@ class EffnetCLI(LightningCLI):
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
         if self.subcommand == "fit":
-            visuals = ("plain_log", "run_summary", "confusion_matrix", "prediction_grid")
+            visuals = ("plain_log", "run_summary", "confusion_matrix", "prediction_grid", "cam_images")
             extra += [config[name] for name in visuals if config[name] is not None]
         extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]  # RNGs restored last
         if extra:

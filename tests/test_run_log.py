@@ -25,7 +25,10 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> di
 
 def run_fit(fitted: dict, capfd: pytest.CaptureFixture) -> tuple[str, Path]:
     runs = fitted["root"] / "runs"
-    args = debug_args(fitted["data"], runs, f"--trainer.max_epochs={EPOCHS}", f"--plain_log.every_n_steps={EVERY}")
+    args = debug_args(
+        fitted["data"], runs, f"--trainer.max_epochs={EPOCHS}", f"--plain_log.every_n_steps={EVERY}",
+        "--cam_images.every_n_epochs=2",
+    )  # fmt: skip
     done = effnet(capfd, "fit", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, runs / "version_0"
@@ -63,6 +66,9 @@ def test_non_tty_log_lines_summary_and_tensorboard(fitted, capfd) -> None:
     assert {"val/confusion_matrix", "val/predictions"} <= set(events.Tags()["images"])
     matrix = events.Images("val/confusion_matrix")
     assert len(matrix) == EPOCHS and matrix[-1].width >= 256  # one per validation; 10 classes enlarged
+    cams = events.Images("val/cam")
+    assert [c.step for c in cams] == [EPOCHS * STEPS_PER_EPOCH]  # every 2nd epoch: once in a 2-epoch run
+    assert (cams[0].width, cams[0].height) == (8 * (32 + 2) + 2, 32 + 4)  # 8 images of 32 px in one row
     grid = events.Images("val/predictions")[-1]
     assert (grid.width, grid.height) == (8 * (32 + 2) + 2, 2 * (32 + 2) + 2)  # 16 images of 32 px, 8 per row
     assert {"val/confusion_matrix/text_summary", "val/predictions/text_summary"} <= set(
