@@ -58,6 +58,31 @@ class EfficientNetModule(pl.LightningModule):
         min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
         channels_last: bool | None = None,  # None: on when training on CUDA
     ) -> None:
+        """
+        Args:
+            scaling: network size: variant (b0..b7), phi, or depth/width multipliers; resolution overrides the
+                input size (the datamodule's resolution is linked from it).
+            num_classes: classifier outputs; linked from the datamodule's num_classes.
+            dropout: classifier dropout; None: the scaling's (0.2 for B0 to 0.5 for B7).
+            drop_path_rate: stochastic depth of the last block (block i of N drops rate * i / N); paper 0.2.
+            bn_momentum: BatchNorm momentum, PyTorch convention (TF's 0.99 is 0.01 here); 0.1 for short runs.
+            bn_eps: BatchNorm epsilon; paper/TF 1e-3.
+            label_smoothing: cross-entropy label smoothing; paper 0.1.
+            optimizer: rmsproptf (timm's TF-style RMSProp, the paper's), sgd (Nesterov) or adamw.
+            lr: learning rate per 256 images, scaled by the global batch when training starts; paper 0.016.
+            weight_decay: L2 on weights, never on BatchNorm parameters or biases; paper 1e-5.
+            momentum: momentum of rmsproptf and sgd.
+            rmsprop_decay: RMSProp's moving-average decay (PyTorch's alpha); paper 0.9.
+            opt_eps: epsilon of rmsproptf and adamw; paper 1e-3.
+            lr_schedule: step (warm-up, then x decay_rate every decay_epochs; the paper's), cosine or constant.
+            warmup_epochs: epochs of linear warm-up (fractions allowed); paper 5.
+            warmup_lr_factor: warm-up starts at lr x this; TF 0.
+            decay_rate: step schedule: factor per decay_epochs; paper 0.97.
+            decay_epochs: step schedule: epochs between decays; paper 2.4.
+            cosine_epochs: cosine schedule: epochs to reach min_lr; None: trainer.max_epochs.
+            min_lr: cosine schedule: final LR per 256 images.
+            channels_last: NHWC memory format; None: on when training on CUDA.
+        """
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(
