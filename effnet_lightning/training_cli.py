@@ -216,6 +216,9 @@ class EffnetCLI(LightningCLI):
         elif rank_zero_only.rank == 0 and self.evaluated_run is not None:  # results beside the run they judge
             self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
             self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
+            best_k = config.get("checkpoint")
+            if best_k is not None and best_k.get("dirpath") is None:  # the folder its state was saved from: it
+                best_k.dirpath = str(self.evaluated_run / "checkpoints")  # reloads without "dirpath has changed"
         elif rank_zero_only.rank == 0:
             self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)

@@ -16,6 +16,7 @@ from effnet_lightning.cli import main
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES, CIFAR10DataModule
 from effnet_lightning.datamodules.image_folder import ImageFolderDataModule
 from effnet_lightning.datamodules.imagenet import SYNSET_MAPPING, ImageNetDataModule
+from effnet_lightning.training_cli import EffnetCLI
 
 STANDIN_TEST_IMAGES = 200  # tests/cifar_standin.py's test_batch
 
@@ -66,7 +67,17 @@ def test_evaluation_writes_into_the_runs_eval_folder(trained, tmp_path, capfd, c
     for version in ("version_0", "version_1"):
         assert (run / "eval" / version / "config.yaml").is_file()
         assert any(p.name.startswith("events.out.tfevents") for p in (run / "eval" / version).iterdir())
-    assert sorted(p.name for p in run.iterdir()) == sorted([*(p.name for p in trained["run"].iterdir()), "eval"])
+    assert {p.name for p in run.iterdir()} == {p.name for p in trained["run"].iterdir()} | {"eval"}
+
+
+def test_evaluating_a_run_in_place_reloads_its_best_k_state(trained, tmp_path) -> None:
+    """Lightning reloaded only best_model_path (and warned "dirpath has changed") on every validate/test/predict:
+    the best-k callback's folder was the new run's, not the one its state was saved from."""
+    ckpt = next((trained["run"] / "checkpoints").glob("best-*.ckpt"))  # holds the best-k state it was saved with
+    cli = EffnetCLI(["validate", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={ckpt}"])
+    best_k = cli.trainer.checkpoint_callback
+    assert Path(best_k.dirpath) == trained["run"] / "checkpoints"
+    assert best_k.best_model_score is not None  # restored from the checkpoint's ModelCheckpoint state
 
 
 def test_fast_dev_run_writes_no_checkpoint(cifar10_module: Path, tmp_path: Path) -> None:
