@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -103,6 +104,10 @@ class ImageDataModule(LightningDataModule):
         """Test samples (also used by predict); defaults to the validation samples."""
         return self.val_dataset()
 
+    def test_is_validation(self) -> bool:
+        """Whether test/predict fall back to the validation samples (a subclass without its own test split)."""
+        return type(self).test_dataset is ImageDataModule.test_dataset
+
     def predict_sample_ids(self) -> list[str] | None:
         """An id per predict sample, in dataset order (e.g. its file path), for predictions.csv; None: the
         sample's index in the predict (test) split."""
@@ -132,6 +137,13 @@ class ImageDataModule(LightningDataModule):
             self.val_set = TransformedDataset(self.val_dataset(), self.eval_transform())
         if stage in ("test", "predict"):
             self.test_set = TransformedDataset(self.test_dataset(), self.eval_transform())
+            if self.test_is_validation():
+                command = "predict" if stage == "predict" else "test"  # Lightning passes a str enum
+                rank_zero_warn(
+                    f"{type(self).__name__} has no test split: {command} uses the validation images (results are "
+                    "still named test/*). Add a test split (test_dataset(), or a test/ folder) to evaluate on "
+                    "unseen images."
+                )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

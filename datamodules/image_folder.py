@@ -186,6 +186,10 @@ class ImageFolderDataModule(ImageDataModule):
     def test_dataset(self) -> Dataset:
         return self._files("test")
 
+    def test_is_validation(self) -> bool:
+        """Without a test/ folder, test and predict use the validation images."""
+        return not (Path(self.data_dir) / "test").is_dir()
+
     def predict_sample_ids(self) -> list[str]:
         """The file path of each predict (test) sample."""
         return [path for path, _ in self._samples["test"]]
