@@ -59,7 +59,8 @@ def test_export_reproduces_validation_top1_in_plain_timm(trained, tmp_path, capf
     done = effnet(capfd, "validate", *args, f"--ckpt_path={trained['ckpt']}")
     assert done.returncode == 0, done.stderr[-3000:]
     expected = reported(done.stdout, metric)
-    assert expected > 0.3  # chance 0.1: a model whose predictions depend on the preprocessing
+    assert expected > 0.2  # chance 0.1 (measured 0.38 EMA, 0.33 raw; timm gave the same): predictions that depend
+    # on the input, so a preprocessing mismatch would show
 
     out = tmp_path / "export" / "model.safetensors"
     done = effnet(capfd, "export", f"--ckpt_path={trained['ckpt']}", f"--weights={weights}", str(out))
