@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -85,6 +86,12 @@ class ImageDataModule(LightningDataModule):
         self.seed = 0 if seed is None else seed
 
     # ---- what a subclass provides --------------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        """The name of each class index, for predictions, exports and figures (stored in the checkpoint by the
+        module). A subclass overrides this property (or sets a class attribute); default: "0", "1", ..."""
+        return [str(i) for i in range(self.num_classes)]
+
     def train_dataset(self) -> Dataset:
         """Training samples `(HWC uint8 ndarray, int label)`, before augmentation."""
         raise NotImplementedError(f"{type(self).__name__} must implement train_dataset().")
@@ -96,6 +103,15 @@ class ImageDataModule(LightningDataModule):
     def test_dataset(self) -> Dataset:
         """Test samples (also used by predict); defaults to the validation samples."""
         return self.val_dataset()
+
+    def test_is_validation(self) -> bool:
+        """Whether test/predict fall back to the validation samples (a subclass without its own test split)."""
+        return type(self).test_dataset is ImageDataModule.test_dataset
+
+    def predict_sample_ids(self) -> list[str] | None:
+        """An id per predict sample, in dataset order (e.g. its file path), for predictions.csv; None: the
+        sample's index in the predict (test) split."""
+        return None
 
     def train_transform(self) -> Transform | None:
         """Per-image CPU augmentation (albumentations). None: images pass through and must share one size."""
@@ -121,6 +137,13 @@ class ImageDataModule(LightningDataModule):
             self.val_set = TransformedDataset(self.val_dataset(), self.eval_transform())
         if stage in ("test", "predict"):
             self.test_set = TransformedDataset(self.test_dataset(), self.eval_transform())
+            if self.test_is_validation():
+                command = "predict" if stage == "predict" else "test"  # Lightning passes a str enum
+                rank_zero_warn(
+                    f"{type(self).__name__} has no test split: {command} uses the validation images (results are "
+                    "still named test/*). Add a test split (test_dataset(), or a test/ folder) to evaluate on "
+                    "unseen images."
+                )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

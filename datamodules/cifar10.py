@@ -27,6 +27,8 @@ from .base import ArrayDataset, ImageDataModule, Transform
 # often-copied std (0.2023, 0.1994, 0.2010) is a mean of per-image stds, not the dataset std).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# Label order of the archive's batches.meta (`label_names`), i.e. torchvision's CIFAR10.classes
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 NATIVE_SIZE = 32  # px, CIFAR images are 32x32
 PAD = 4  # px per side before the random 32 px crop (the standard CIFAR augmentation)
 
@@ -70,6 +72,10 @@ class CIFAR10DataModule(ImageDataModule):
         self.download = download
         self.val_size = val_size
         self.split_seed = split_seed
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(CIFAR10_CLASSES)
 
     # ---- files ---------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:

@@ -98,6 +98,11 @@ class ImageFolderDataModule(ImageDataModule):
         self.num_classes = len(self.classes)
         self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
 
+    @property
+    def class_names(self) -> list[str]:
+        """The class folder names, in label order."""
+        return list(self.classes)
+
     # ---- layout --------------------------------------------------------------------------------------------
     def layout_help(self) -> str:
         """Appended to layout errors; a subclass can say how to produce the layout."""
@@ -180,6 +185,14 @@ class ImageFolderDataModule(ImageDataModule):
 
     def test_dataset(self) -> Dataset:
         return self._files("test")
+
+    def test_is_validation(self) -> bool:
+        """Without a test/ folder, test and predict use the validation images."""
+        return not (Path(self.data_dir) / "test").is_dir()
+
+    def predict_sample_ids(self) -> list[str]:
+        """The file path of each predict (test) sample."""
+        return [path for path, _ in self._samples["test"]]
 
     def train_transform(self) -> Transform:
         return random_resized_crop(self.resolution, self.scale, self.ratio, self.hflip, self.interpolation)

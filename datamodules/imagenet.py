@@ -24,6 +24,7 @@ from pathlib import Path
 from .image_folder import ImageFolderDataModule
 from .transforms import DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
 
+SYNSET_MAPPING = "LOC_synset_mapping.txt"  # Kaggle's ImageNet download: "<wnid> <words>" per line, 1000 lines
 SORT_VAL_COMMAND = "python -m effnet_lightning.datamodules.imagenet sort-val <data_dir>/val LOC_val_solution.csv"
 
 
@@ -71,6 +72,16 @@ class ImageNetDataModule(ImageFolderDataModule):
             std=std,
             seed=seed,
         )
+
+    @property
+    def class_names(self) -> list[str]:
+        """Each class folder's words from <data_dir>/LOC_synset_mapping.txt when that file is there (e.g.
+        "tench, Tinca tinca" for n01440764); otherwise, and for a wnid the file lacks, the folder name."""
+        mapping = Path(self.data_dir) / SYNSET_MAPPING
+        if not mapping.is_file():
+            return list(self.classes)
+        words = dict(line.strip().split(" ", 1) for line in mapping.read_text().splitlines() if " " in line.strip())
+        return [words.get(wnid, wnid) for wnid in self.classes]
 
     def layout_help(self) -> str:
         val = Path(self.data_dir) / "val"

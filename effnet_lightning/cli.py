@@ -19,6 +19,8 @@ commands:
   validate     evaluate a checkpoint on the validation set (--ckpt_path)
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
+  cam          Grad-CAM grid: rows = images, columns = checkpoints (--ckpt_path X [--ckpt_path Y] --images ...)
+  export       a checkpoint's network as safetensors + timm config.json (--ckpt_path X [--weights ema|raw] OUT)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
   study        train one arm per scaling on one recipe: table7 (equal MACs), family, grid (alpha, beta, gamma)
   benchmark    measure train/inference img/s, peak memory and TFLOP/s (--vs-bare: framework vs plain loop)
@@ -55,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         from effnet_lightning.benchmark import main as benchmark_main
 
         return benchmark_main(argv[1:])
+    if command == "cam":
+        from effnet_lightning.cam import main as cam_main
+
+        return cam_main(argv[1:])
+    if command == "export":
+        from effnet_lightning.export import main as export_main
+
+        return export_main(argv[1:])
     if command == "datamodules":
         from effnet_lightning.plugins import main as datamodules_main
 
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 signals.ignore()
     print(
         f"effnet: error: unknown command {command!r}; "
-        "choose one of fit, validate, test, predict, scale, study, benchmark, datamodules",
+        "choose one of fit, validate, test, predict, cam, export, scale, study, benchmark, datamodules",
         file=sys.stderr,
     )
     return 2

@@ -25,6 +25,9 @@ from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, cr
 
 # Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it.
 torch.serialization.add_safe_globals([sc.ScalingSpec])
+CLASS_NAMES_KEY = "class_names"  # top-level checkpoint key: list[str], one per output index
+DATA_CONFIG_KEY = "data_config"  # top-level checkpoint key: eval preprocessing as timm's data-config dict
+ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -55,6 +58,31 @@ class EfficientNetModule(pl.LightningModule):
         min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
         channels_last: bool | None = None,  # None: on when training on CUDA
     ) -> None:
+        """
+        Args:
+            scaling: network size: variant (b0..b7), phi, or depth/width multipliers; resolution overrides the
+                input size (the datamodule's resolution is linked from it).
+            num_classes: classifier outputs; linked from the datamodule's num_classes.
+            dropout: classifier dropout; None: the scaling's (0.2 for B0 to 0.5 for B7).
+            drop_path_rate: stochastic depth of the last block (block i of N drops rate * i / N); paper 0.2.
+            bn_momentum: BatchNorm momentum, PyTorch convention (TF's 0.99 is 0.01 here); 0.1 for short runs.
+            bn_eps: BatchNorm epsilon; paper/TF 1e-3.
+            label_smoothing: cross-entropy label smoothing; paper 0.1.
+            optimizer: rmsproptf (timm's TF-style RMSProp, the paper's), sgd (Nesterov) or adamw.
+            lr: learning rate per 256 images, scaled by the global batch when training starts; paper 0.016.
+            weight_decay: L2 on weights, never on BatchNorm parameters or biases; paper 1e-5.
+            momentum: momentum of rmsproptf and sgd.
+            rmsprop_decay: RMSProp's moving-average decay (PyTorch's alpha); paper 0.9.
+            opt_eps: epsilon of rmsproptf and adamw; paper 1e-3.
+            lr_schedule: step (warm-up, then x decay_rate every decay_epochs; the paper's), cosine or constant.
+            warmup_epochs: epochs of linear warm-up (fractions allowed); paper 5.
+            warmup_lr_factor: warm-up starts at lr x this; TF 0.
+            decay_rate: step schedule: factor per decay_epochs; paper 0.97.
+            decay_epochs: step schedule: epochs between decays; paper 2.4.
+            cosine_epochs: cosine schedule: epochs to reach min_lr; None: trainer.max_epochs.
+            min_lr: cosine schedule: final LR per 256 images.
+            channels_last: NHWC memory format; None: on when training on CUDA.
+        """
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(
@@ -73,6 +101,11 @@ class EfficientNetModule(pl.LightningModule):
                 f"[0, 1]; got {warmup_epochs}, {decay_epochs}, {decay_rate}, {warmup_lr_factor}."
             )
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        # The name of each output index: from the datamodule at setup, from the checkpoint when one is loaded
+        # (the names the weights were trained with win); saved in every checkpoint as `class_names`.
+        self.class_names: list[str] = default_class_names(num_classes)
+        # The evaluation preprocessing of the data it was trained on (timm's data-config keys), for exports.
+        self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
         self.test_metrics = self.evaluation_metrics("test/")
 
@@ -109,6 +142,25 @@ class EfficientNetModule(pl.LightningModule):
         wanted = self.hparams.channels_last
         return self.device.type == "cuda" if wanted is None else wanted
 
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule  # setup runs under a trainer
+        names = getattr(datamodule, "class_names", None)
+        if names is not None and len(names) == self.hparams.num_classes:
+            self.class_names = [str(name) for name in names]
+        if datamodule is not None and hasattr(datamodule, "mean") and hasattr(datamodule, "std"):
+            self.data_config = eval_data_config(datamodule, self.resolution)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
+        if self.data_config is not None:
+            checkpoint[DATA_CONFIG_KEY] = dict(self.data_config)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        names = checkpoint.get(CLASS_NAMES_KEY)
+        if names is not None and len(names) == self.hparams.num_classes:
+            self.class_names = list(names)
+        self.data_config = checkpoint.get(DATA_CONFIG_KEY, self.data_config)
+
     def on_fit_start(self) -> None:
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -124,17 +176,20 @@ class EfficientNetModule(pl.LightningModule):
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
         return loss
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> torch.Tensor:
         images, targets = batch
-        metrics.update(self(images), targets)
+        logits = self(images)
+        metrics.update(logits, targets)
         # Metric objects: Lightning computes (all ranks together) and resets them at the end of the epoch.
         self.log_dict(metrics, prog_bar=metrics is self.val_metrics)
+        return logits
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """(B, num_classes) logits: callbacks (confusion matrix, sample grid) read them as `outputs`."""
+        return self._evaluate(batch, self.val_metrics)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_metrics)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, self.test_metrics)
 
     def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Class probabilities, (B, num_classes)."""
@@ -196,6 +251,25 @@ class CrossEntropy(MeanMetric):
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
         super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """The names of classes that no datamodule or checkpoint named: "0", "1", ..."""
+    return [str(i) for i in range(num_classes)]
+
+
+def eval_data_config(datamodule: object, resolution: int) -> dict:
+    """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
+    input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
+    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device)."""
+    return {
+        "input_size": [3, resolution, resolution],
+        "mean": [float(m) for m in datamodule.mean],
+        "std": [float(s) for s in datamodule.std],
+        "interpolation": str(getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION)),
+        "crop_pct": float(getattr(datamodule, "crop_pct", 1.0)),
+        "crop_mode": "center",
+    }
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:

@@ -6,14 +6,16 @@
   `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
   built; `seed_everything` into a datamodule's `seed` left at None.
 - One run folder per run: `<trainer.default_root_dir>/version_N/` holds config.yaml, checkpoints/ and the
-  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it.
+  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it. validate/test/
+  predict on a checkpoint of a run write into `<run>/eval/version_N/` instead, not into a new run folder.
 - Long runs survive being stopped (docs/production.md): `last:` keeps checkpoints/last.ckpt current
   (LastCheckpoint), `checkpoint:` is a stock ModelCheckpoint for the best-k files, `nonfinite:` stops or skips on
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
 - Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
   `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
-  `resume_overrides`, `prediction_writer` (predict only); set any of them to null to drop it. (The rich
-  progress bar is Lightning's own default when `rich` is installed.)
+  `resume_overrides`, `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`,
+  `prediction_grid` and `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
+  Lightning's own default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
 Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
 
@@ -37,11 +39,16 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from effnet_lightning.callbacks.cam_images import CAMImages
+from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
+from effnet_lightning.callbacks.plain_log import PlainLog
+from effnet_lightning.callbacks.prediction_grid import PredictionGrid
 from effnet_lightning.callbacks.prediction_writer import PredictionWriter
 from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
 from effnet_lightning.callbacks.rng_state import RNGState
+from effnet_lightning.callbacks.run_summary import RunSummary
 from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
@@ -50,6 +57,7 @@ from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
     "model": {"lr", "weight_decay", "channels_last", "num_classes"},  # num_classes: linked from the data
@@ -67,6 +75,7 @@ RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data
 
 class EffnetCLI(LightningCLI):
     resume_run: Path | None = None  # the run folder a `fit --ckpt_path ...` continues
+    evaluated_run: Path | None = None  # the run folder whose checkpoint validate/test/predict evaluates
     run_dir: Path | None = None  # the run folder this command writes into
     run_lock: RunLock | None = None
     _new_root = False  # this command created trainer.default_root_dir (removed again if the start fails)
@@ -132,11 +141,20 @@ class EffnetCLI(LightningCLI):
         parser.add_argument(
             "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
         )
+        parser.add_argument("--plain_log", type=PlainLog | None, default=lazy_instance(PlainLog))  # fit only
+        parser.add_argument("--run_summary", type=RunSummary | None, default=lazy_instance(RunSummary))  # fit only
+        parser.add_argument(  # fit only
+            "--confusion_matrix", type=ConfusionMatrix | None, default=lazy_instance(ConfusionMatrix)
+        )
+        parser.add_argument(  # fit only
+            "--prediction_grid", type=PredictionGrid | None, default=lazy_instance(PredictionGrid)
+        )
+        parser.add_argument("--cam_images", type=CAMImages | None, default=lazy_instance(CAMImages))  # fit only
 
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        self.resume_run = None
+        self.resume_run = self.evaluated_run = None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is None:
@@ -151,6 +169,7 @@ class EffnetCLI(LightningCLI):
             return  # Lightning's special values and URLs
         checkpoint = load_checkpoint(path, trusted=config.get("weights_only") is False)
         self.resume_run = run if subcommand == "fit" else None
+        self.evaluated_run = run if subcommand != "fit" else None
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
         if differing:
@@ -195,6 +214,12 @@ class EffnetCLI(LightningCLI):
         # follow a run folder that was moved since.
         if self.resume_run is not None:
             self.run_dir = self.resume_run
+        elif rank_zero_only.rank == 0 and self.evaluated_run is not None:  # results beside the run they judge
+            self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
+            self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
+            best_k = config.get("checkpoint")
+            if best_k is not None and best_k.get("dirpath") is None:  # the folder its state was saved from: it
+                best_k.dirpath = str(self.evaluated_run / "checkpoints")  # reloads without "dirpath has changed"
         elif rank_zero_only.rank == 0:
             self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)
@@ -217,6 +242,9 @@ class EffnetCLI(LightningCLI):
         user_callbacks = trainer.get("callbacks") or []
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
+        if self.subcommand == "fit":
+            visuals = ("plain_log", "run_summary", "confusion_matrix", "prediction_grid", "cam_images")
+            extra += [config[name] for name in visuals if config[name] is not None]
         # RNGState after the user's callbacks, whose on_train_start may draw random numbers; LightningCLI appends the
         # `last:`, `checkpoint:` and `nonfinite:` sections after these, and they draw none.
         extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]

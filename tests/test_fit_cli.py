@@ -54,7 +54,9 @@ def test_checkpoint_holds_the_linked_num_classes(trained):
 
 @pytest.mark.parametrize("command, metric", [("validate", "val/acc1"), ("test", "test/acc1")])
 def test_validate_and_test_from_checkpoint(trained, tmp_path, capfd, command, metric):
-    ckpt = trained["run"] / "checkpoints" / "last.ckpt"
+    run = tmp_path / "copied" / "version_0"
+    shutil.copytree(trained["run"], run)  # evaluation writes into the run's eval/ folder; the fixture stays as is
+    ckpt = run / "checkpoints" / "last.ckpt"
     done = effnet(capfd, command, *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={ckpt}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert metric in done.stdout
@@ -63,10 +65,11 @@ def test_validate_and_test_from_checkpoint(trained, tmp_path, capfd, command, me
 
 
 def test_predict_writes_probabilities(trained, tmp_path, capfd):
-    ckpt = trained["run"] / "checkpoints" / "last.ckpt"
-    done = effnet(capfd, "predict", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={ckpt}")
+    run = tmp_path / "copied" / "version_0"
+    shutil.copytree(trained["run"], run)  # predict writes into the run's eval/ folder; the fixture stays as is
+    done = effnet(capfd, "predict", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={run}")
     assert done.returncode == 0, done.stderr[-3000:]
-    saved = torch.load(tmp_path / "runs" / "version_0" / "predictions.pt", weights_only=True)
+    saved = torch.load(run / "eval" / "version_0" / "predictions.pt", weights_only=True)
     probabilities = saved["probabilities"]
     assert probabilities.shape == (200, 10)  # the stand-in test set
     torch.testing.assert_close(probabilities.sum(1), torch.ones(200))

@@ -1,0 +1,65 @@
+"""`effnet cam`: a Grad-CAM grid, rows = images, columns = checkpoints, for comparing scaled models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from effnet_run import debug_args, effnet
+from PIL import Image
+
+from effnet_lightning.cli import main
+
+CELL = 64  # px per grid cell in the test
+CAPTION = 16  # px: cam.py's caption strip and header row
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> list[Path]:
+    """Two short runs of differently scaled networks (φ = -4 and φ = -3, both at 32 px)."""
+    root = tmp_path_factory.mktemp("cam")
+    paths = []
+    for version, phi in enumerate((-4, -3)):
+        args = debug_args(cifar10_module, root / "runs", "--trainer.max_epochs=1", f"--model.scaling.phi={phi}")
+        assert main(["fit", *args]) == 0
+        paths.append(root / "runs" / f"version_{version}" / "checkpoints" / "last.ckpt")
+    return paths
+
+
+def write_images(folder: Path) -> list[Path]:
+    """Three images: two at CIFAR's 32 px and one larger, non-square JPEG (resized as validation does)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    paths = [folder / "a.png", folder / "b.png", folder / "c.jpg"]
+    for path, shape in zip(paths, [(32, 32, 3), (32, 32, 3), (50, 70, 3)], strict=True):
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+    return paths
+
+
+def test_cam_grid_for_two_checkpoints(two_checkpoints, tmp_path, capfd) -> None:
+    images = write_images(tmp_path / "images")
+    ckpts = [f"--ckpt_path={p}" for p in two_checkpoints]
+    done = effnet(capfd, "cam", *ckpts, "--images", *map(str, images), f"--cell_px={CELL}")
+    assert done.returncode == 0, done.stderr
+    run = two_checkpoints[0].parent.parent
+    png = run / "cam.png"  # default: the first checkpoint's run folder
+    assert done.stdout.strip() == f"wrote {png}"
+    grid = np.asarray(Image.open(png))
+    assert grid.shape == (CAPTION + len(images) * (CELL + CAPTION), len(two_checkpoints) * CELL, 3)
+    for row in range(len(images)):  # every caption strip has text (dark pixels on white) in both columns
+        top = CAPTION + row * (CELL + CAPTION) + CELL
+        for column in range(2):
+            assert (grid[top : top + CAPTION, column * CELL : (column + 1) * CELL] < 128).any()
+    again = effnet(capfd, "cam", *ckpts, "--images", str(images[0]), f"--cell_px={CELL}")
+    assert again.returncode == 0 and (run / "cam_1.png").is_file()  # never overwrites
+    assert np.array_equal(np.asarray(Image.open(png)), grid)
+
+
+def test_cam_unreadable_image_is_one_line(two_checkpoints, tmp_path, capfd) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    done = effnet(capfd, "cam", f"--ckpt_path={two_checkpoints[0]}", "--images", str(bad), f"--output={tmp_path}")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"effnet cam: error: cannot read image {bad}") and done.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("*.png"))
