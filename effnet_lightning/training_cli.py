@@ -45,6 +45,7 @@ from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
 from effnet_lightning.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.trainer import EffnetTrainer
 from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
@@ -76,6 +77,7 @@ class EffnetCLI(LightningCLI):
             super().__init__(
                 EfficientNetModule,
                 LightningDataModule,
+                trainer_class=EffnetTrainer,  # Trainer, with `precision: auto` resolved for the device
                 subclass_mode_data=True,
                 auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
                 trainer_defaults={"default_root_dir": RUNS_DIR},
