@@ -25,6 +25,7 @@ from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, cr
 
 # Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it.
 torch.serialization.add_safe_globals([sc.ScalingSpec])
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -54,6 +55,9 @@ class EfficientNetModule(pl.LightningModule):
         cosine_epochs: float | None = None,  # "cosine": epochs to reach min_lr; None: trainer.max_epochs
         min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
         channels_last: bool | None = None,  # None: on when training on CUDA
+        grad_checkpointing: bool = False,  # timm's set_grad_checkpointing: recompute each block in backward
+        compile: bool | CompileMode = False,  # torch.compile the network when fit starts; a string is the mode
+        compile_backend: str = "inductor",  # torch.compile backend; "aot_eager"/"eager" compile fast, for debugging
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -65,6 +69,7 @@ class EfficientNetModule(pl.LightningModule):
             bn_momentum=bn_momentum,
             bn_eps=bn_eps,
         )
+        self.model.set_grad_checkpointing(grad_checkpointing)  # ~10x fewer saved activation bytes (memory.py)
         if lr <= 0 or not 0 <= label_smoothing < 1:
             raise ValueError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
         if warmup_epochs < 0 or decay_epochs <= 0 or not 0 < decay_rate <= 1 or not 0 <= warmup_lr_factor <= 1:
@@ -112,6 +117,17 @@ class EfficientNetModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if self.hparams.compile is not False:
+            self.compile_network()
+
+    def compile_network(self) -> None:
+        """`nn.Module.compile` compiles the network in place: parameter names stay `model.<timm name>` (no
+        `_orig_mod.`), so checkpoints load strictly into an uncompiled module and into plain timm.
+
+        Runs in on_fit_start, which Lightning calls after the callbacks' on_fit_start: the EMA callback's copy,
+        made there and used for evaluation only, stays eager and costs no second compilation."""
+        mode = None if self.hparams.compile is True else self.hparams.compile
+        self.model.compile(mode=mode, backend=self.hparams.compile_backend)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch

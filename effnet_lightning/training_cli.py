@@ -52,7 +52,8 @@ RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
-    "model": {"lr", "weight_decay", "channels_last", "num_classes"},  # num_classes: linked from the data
+    # num_classes: linked from the data; channels_last, checkpointing and compile change speed or memory only
+    "model": {"lr", "weight_decay", "num_classes", "channels_last", "grad_checkpointing", "compile", "compile_backend"},
     "data": {
         "data_dir",
         "num_workers",
