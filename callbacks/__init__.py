@@ -8,10 +8,12 @@ from .last_checkpoint import LastCheckpoint
 from .nonfinite import NonFiniteLoss, NonFiniteLossError
 from .resume_overrides import ResumeOverrides
 from .rng_state import RNGState
+from .throughput import ImageThroughputMonitor
 
 __all__ = [
     "AutoBatchSize",
     "EMA",
+    "ImageThroughputMonitor",
     "LastCheckpoint",
     "NonFiniteLoss",
     "NonFiniteLossError",
