@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Issue 13 in one call on the lent GPU machine: install, `pytest -m gpu` (steps 1-4), the throughput benchmark
-# (step 5). Everything lands in $OUT (the device tool brings it back; at most 8 files). See docs/gpu.md.
+# Issues 13 and 10 in one call on the lent GPU machine: install, `pytest -m gpu` (issue 13 steps 1-4), then
+# `effnet benchmark` rows (issue 10): B0 at 224 px, batch 256, bf16-mixed, channels_last, eager / --vs-bare /
+# --compile, and B0-B7 at native sizes with --grad-checkpointing. Everything lands in $OUT (the device tool
+# brings it back; at most 8 files). See docs/gpu.md.
 #
 # Here, once:   bash benchmarks/build_wheelhouse.sh        (writes .whl/, git-ignored through info/exclude)
 # Device call:  command "bash benchmarks/gpu_checks.sh", carry [".whl"], timeout_s 600
 #
 # Each stage has its own time limit, so a stage that hangs still leaves the others' results; the benchmark gets
 # what is left of END_BY (s, default 570: the call's 600 s limit less time to hand the files back). Environment
-# knobs: TESTS_TIMEOUT (s, default 300), BENCH_TIMEOUT (s, default: until END_BY, at least 60), BENCH_ARGS (extra
-# benchmark options, e.g. "--variants b0,b1"), COMPILE=1 (also torch.compile'd rows; minutes per variant),
+# knobs: TESTS_TIMEOUT (s, default 300), BENCH_STEPS (timed steps of the B0 rows, default 50), FAMILY_STEPS
+# (of the B0-B7 checkpointed rows, default 20), BENCH_ARGS (extra options for every `effnet benchmark` row),
+# LEGACY_THROUGHPUT=1 (also issue 13's gpu_throughput.py, with COMPILE=1 its compiled rows, if time is left),
 # SKIP_TESTS=1 (the benchmark only, e.g. a follow-up call for the variants a cut-off run did not reach),
 # SKIP_INSTALL=1 with PY="uv run python" on a GPU machine that has the project's environment already.
 set -uo pipefail
@@ -70,10 +73,34 @@ grep -E '^(PASSED|FAILED|ERROR|SKIPPED)|^=+ .*(passed|failed|error)' "$OUT/gpu_t
 cat "$OUT/gpu_report.jsonl" 2>/dev/null
 fi
 
-say "throughput benchmark (issue 13 step 5)"
-LEFT=$((END_BY - SECONDS)); [ "$LEFT" -ge 60 ] || LEFT=60
-timeout -k 10 "${BENCH_TIMEOUT:-$LEFT}" $PY benchmarks/gpu_throughput.py ${COMPILE:+--compile} ${BENCH_ARGS:-} \
-  >"$OUT/throughput.csv" 2>"$OUT/throughput.log"
-say "benchmark exit $? ($(($(wc -l <"$OUT/throughput.csv") - 1)) rows)"
+say "effnet benchmark (issue 10 GPU rows)"
+# One `effnet benchmark` per row, most wanted first, each within the time left until END_BY, so a cut-off or an
+# out-of-memory row keeps the rows before it. CSV rows go to throughput.csv (one header), stderr to throughput.log.
+B0_ROW="--variants b0 --resolution 224 --batch-size 256 --precision bf16-mixed --channels-last --device cuda"
+B0_ROW="$B0_ROW --steps ${BENCH_STEPS:-50} --format csv"
+bench() {  # bench LABEL ARGS...: one row (or one per variant) appended to throughput.csv
+  local label=$1; shift
+  local left=$((END_BY - SECONDS))
+  if [ "$left" -lt 30 ]; then say "benchmark $label skipped: ${left}s left"; return; fi
+  echo "# $label: effnet benchmark $* ${BENCH_ARGS:-}" >>"$OUT/throughput.log"
+  timeout -k 10 "$left" $PY -P -m effnet_lightning.cli benchmark "$@" ${BENCH_ARGS:-} >"$OUT/row.csv" 2>>"$OUT/throughput.log"
+  local status=$?
+  if [ -s "$OUT/throughput.csv" ]; then tail -n +2 "$OUT/row.csv"; else cat "$OUT/row.csv"; fi >>"$OUT/throughput.csv"
+  rm -f "$OUT/row.csv"
+  say "benchmark $label exit $status"
+}
+: >"$OUT/throughput.csv"
+bench "b0 eager" $B0_ROW
+bench "b0 vs bare loop" $B0_ROW --vs-bare
+bench "b0 compiled" $B0_ROW --compile
+for variant in b0 b1 b2 b3 b4 b5 b6 b7; do  # native resolutions, gradient checkpointing
+  bench "$variant checkpointed" --variants $variant --batch-size 256 --precision bf16-mixed --channels-last \
+    --device cuda --steps "${FAMILY_STEPS:-20}" --grad-checkpointing --format csv
+done
 cat "$OUT/throughput.csv"
-grep '^#' "$OUT/throughput.log"
+if [ -n "${LEGACY_THROUGHPUT:-}" ]; then  # issue 13's own script (B0-B7 eager, both layouts), if time is left
+  say "gpu_throughput.py (LEGACY_THROUGHPUT)"
+  LEFT=$((END_BY - SECONDS)); [ "$LEFT" -ge 60 ] || LEFT=60
+  timeout -k 10 "$LEFT" $PY benchmarks/gpu_throughput.py ${COMPILE:+--compile} >>"$OUT/throughput.log" 2>&1
+  say "gpu_throughput.py exit $?"
+fi

@@ -2,14 +2,18 @@
 every N steps/minutes, RNG states, non-finite loss guard, optimizer settings given at resume). The LR schedule and
 stochastic depth are the module's own arguments (`model.lr_schedule`, `model.drop_path_rate`)."""
 
+from .auto_batch import AutoBatchSize
 from .ema import EMA, TensorPairs, ema_update_, export_ema_state_dict, load_weights, tf_ema_decay
 from .last_checkpoint import LastCheckpoint
 from .nonfinite import NonFiniteLoss, NonFiniteLossError
 from .resume_overrides import ResumeOverrides
 from .rng_state import RNGState
+from .throughput import ImageThroughputMonitor
 
 __all__ = [
+    "AutoBatchSize",
     "EMA",
+    "ImageThroughputMonitor",
     "LastCheckpoint",
     "NonFiniteLoss",
     "NonFiniteLossError",

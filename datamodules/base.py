@@ -184,7 +184,10 @@ class ImageDataModule(LightningDataModule):
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Labels outside 0..num_classes-1 stop with a sentence. Checked on the host before the copy (no device
-        sync): on a GPU, cross-entropy would otherwise fail with an opaque device-side assert."""
+        sync): on a GPU, cross-entropy would otherwise fail with an opaque device-side assert. A bare tensor of
+        images (no labels: the model summary's example input) passes through."""
+        if isinstance(batch, Tensor):
+            return batch
         _, targets = batch
         low, high = (int(targets.min()), int(targets.max())) if targets.numel() else (0, 0)
         if low < 0 or high >= self.num_classes:
@@ -195,7 +198,9 @@ class ImageDataModule(LightningDataModule):
             )
         return batch
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor] | Tensor:
+        if isinstance(batch, Tensor):  # images only
+            return self.to_model_input(batch)
         images, targets = batch
         return self.to_model_input(images), targets
 

@@ -16,6 +16,7 @@ allocated bytes after the forward pass within 10% (tests/test_memory.py), with a
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -284,3 +285,14 @@ def check_fits(
             f"{advice}"
         )
     return result
+
+
+def device_memory_bytes(accelerator: str = "auto") -> int:
+    """The memory one training process can use: the CUDA device's total memory, else the machine's RAM."""
+    on_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_cuda and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # POSIX
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): the arithmetic limit only
+        return LARGEST_DEVICE_BYTES

@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning import scaling as sc
+from effnet_lightning.flops import count_macs
 from effnet_lightning.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
 from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 
@@ -28,6 +29,8 @@ torch.serialization.add_safe_globals([sc.ScalingSpec])
 CLASS_NAMES_KEY = "class_names"  # top-level checkpoint key: list[str], one per output index
 DATA_CONFIG_KEY = "data_config"  # top-level checkpoint key: eval preprocessing as timm's data-config dict
 ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
+TRAIN_PASSES = 3  # a training step costs about 3 forward passes (Kaplan et al. 2020, arXiv 2001.08361, sec. 2.1)
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
 
 
@@ -57,6 +60,9 @@ class EfficientNetModule(pl.LightningModule):
         cosine_epochs: float | None = None,  # "cosine": epochs to reach min_lr; None: trainer.max_epochs
         min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
         channels_last: bool | None = None,  # None: on when training on CUDA
+        grad_checkpointing: bool = False,  # timm's set_grad_checkpointing: recompute each block in backward
+        compile: bool | CompileMode = False,  # torch.compile the network when fit starts; a string is the mode
+        compile_backend: str = "inductor",  # torch.compile backend; "aot_eager"/"eager" compile fast, for debugging
     ) -> None:
         """
         Args:
@@ -93,6 +99,11 @@ class EfficientNetModule(pl.LightningModule):
             bn_momentum=bn_momentum,
             bn_eps=bn_eps,
         )
+        self.model.set_grad_checkpointing(grad_checkpointing)  # ~10x fewer saved activation bytes (memory.py)
+        self._macs_per_image: int | None = None  # counted on first use (flops_per_batch)
+        self._batch_images = 0  # images in the last batch forward() saw (flops_per_batch; a short last batch)
+        # Lightning's model summary counts the FLOPs of one forward pass on this (else "Total FLOPs: 0")
+        self.example_input_array = torch.zeros(1, 3, self.resolution, self.resolution)
         if lr <= 0 or not 0 <= label_smoothing < 1:
             raise ValueError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
         if warmup_epochs < 0 or decay_epochs <= 0 or not 0 < decay_rate <= 1 or not 0 <= warmup_lr_factor <= 1:
@@ -132,7 +143,20 @@ class EfficientNetModule(pl.LightningModule):
         """Input side in px the datamodule should deliver (linked into `data.resolution` by the CLI)."""
         return self.model.scaling.resolution
 
+    @property
+    def flops_per_batch(self) -> int:
+        """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
+        MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
+        an evaluation batch one. The MACs are counted once, on the meta device (flops.py)."""
+        if self._macs_per_image is None:
+            with torch.device("meta"):
+                network = create_model(self.scaling, num_classes=self.hparams.num_classes)
+            self._macs_per_image = count_macs(network, self.resolution)
+        passes = TRAIN_PASSES if self.training else 1
+        return 2 * passes * self._macs_per_image * self._batch_images
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self._batch_images = images.shape[0]  # a host int: no device sync
         if self._channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.model(images)  # (B, num_classes) logits
@@ -164,6 +188,17 @@ class EfficientNetModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if self.hparams.compile is not False:
+            self.compile_network()
+
+    def compile_network(self) -> None:
+        """`nn.Module.compile` compiles the network in place: parameter names stay `model.<timm name>` (no
+        `_orig_mod.`), so checkpoints load strictly into an uncompiled module and into plain timm.
+
+        Runs in on_fit_start, which Lightning calls after the callbacks' on_fit_start: the EMA callback's copy,
+        made there and used for evaluation only, stays eager and costs no second compilation."""
+        mode = None if self.hparams.compile is True else self.hparams.compile
+        self.model.compile(mode=mode, backend=self.hparams.compile_backend)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch

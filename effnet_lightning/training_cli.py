@@ -53,6 +53,7 @@ from effnet_lightning.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
 from effnet_lightning.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.trainer import EffnetTrainer
 from effnet_lightning.user_errors import RecordDataModuleInit, check_config
 
 RUNS_DIR = "runs"
@@ -60,7 +61,8 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
-    "model": {"lr", "weight_decay", "channels_last", "num_classes"},  # num_classes: linked from the data
+    # num_classes: linked from the data; channels_last, checkpointing and compile change speed or memory only
+    "model": {"lr", "weight_decay", "num_classes", "channels_last", "grad_checkpointing", "compile", "compile_backend"},
     "data": {
         "data_dir",
         "num_workers",
@@ -86,6 +88,7 @@ class EffnetCLI(LightningCLI):
             super().__init__(
                 EfficientNetModule,
                 LightningDataModule,
+                trainer_class=EffnetTrainer,  # Trainer, with `precision: auto` resolved for the device
                 subclass_mode_data=True,
                 auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
                 trainer_defaults={"default_root_dir": RUNS_DIR},

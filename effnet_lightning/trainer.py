@@ -1,0 +1,48 @@
+"""EffnetTrainer: Lightning's Trainer, with `precision: auto` resolved for the device before it is built.
+
+Lightning's `precision` takes only concrete names; `auto` picks bf16-mixed on CUDA GPUs with bf16, 16-mixed
+(loss-scaled) on older ones and 32-true on a CPU (precision.py). An explicit bf16 on a CPU without bf16 units
+runs, with one warning on stderr saying how much slower it is. Every other argument is Trainer's own, passed on
+unchanged (LightningCLI reads them from Trainer's signature through `super().__init__`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.accelerators import Accelerator, CUDAAccelerator
+from lightning.pytorch.utilities import rank_zero_only
+
+from effnet_lightning.precision import resolve_precision
+
+# Lightning 2.6's precision names (docs: Trainer "precision"), and "auto"
+Precision = Literal[
+    "auto",
+    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
+    "transformer-engine", "transformer-engine-float16",
+    "64", "32", "16", "bf16", 64, 32, 16,
+]  # fmt: skip
+
+
+class EffnetTrainer(Trainer):
+    def __init__(
+        self,
+        *,
+        accelerator: str | Accelerator = "auto",
+        precision: Precision | None = None,  # None: Lightning's default, 32-true; "auto": what fits the device
+        **trainer_args: Any,  # the rest of Trainer's arguments, unchanged
+    ) -> None:
+        if precision is not None:
+            name = "cuda" if isinstance(accelerator, CUDAAccelerator) else str(accelerator)
+            resolved = resolve_precision(precision, name)
+            if resolved.warning:
+                _warn(resolved.warning)
+            precision = resolved.precision
+        super().__init__(accelerator=accelerator, precision=precision, **trainer_args)
+
+
+@rank_zero_only
+def _warn(message: str) -> None:
+    print(f"effnet: warning: {message}", file=sys.stderr, flush=True)
