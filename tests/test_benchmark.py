@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 
 import pytest
 import torch
@@ -56,7 +57,7 @@ def test_text_table_with_vs_bare(capsys):
     vs = lines[3]
     assert vs.startswith("  vs bare: framework ")
     ratio = float(vs.rsplit("= ", 1)[1].rstrip("x"))
-    assert 0.5 < ratio < 5  # same model, optimizer, EMA and resize: the framework adds overhead, not a multiple
+    assert math.isfinite(ratio) and ratio > 0  # its size is a measurement (BENCHMARKS.md), not a test: 2 timed steps
     assert "peak memory counted" in lines[-1] and "device cpu" in lines[-1]
 
 
