@@ -99,6 +99,7 @@ class RunSummary(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run_folder = trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
         if not trainer.is_global_zero:
             return
         wall = time.monotonic() - self._start
@@ -109,7 +110,7 @@ class RunSummary(Callback):
             "\n".join(
                 [
                     "run summary:",
-                    f"  run folder       {trainer.log_dir}",
+                    f"  run folder       {run_folder}",
                     f"  best checkpoint  {best_path}",
                     f"  best top-1       {best}",
                     f"  mean img/s       {self._images / train_seconds:.0f} (training, validation time excluded)",
