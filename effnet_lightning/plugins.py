@@ -5,31 +5,46 @@ Three places, in order:
    install) is imported at once;
 2. the entry-point group `effnet_lightning.datamodules` of installed packages
    (`[project.entry-points."effnet_lightning.datamodules"] mydata = "my_pkg.data:MyData"`);
-3. any importable class by its full dotted path, which jsonargparse resolves by itself.
+3. any importable class by its full dotted path (`--data my_pkg.data.MyData`); the working directory is searched
+   last, as `python -c` would, so a `my_data.py` beside the user imports without being installed.
 Importing a subclass of LightningDataModule is what makes jsonargparse accept its short name. A plugin that fails
 to import is reported (which file, which error) and the others still load.
+
+`resolve` checks a `--data`/`class_path` value before jsonargparse does: its own report of a name it cannot use
+("expected one of null, LightningDataModule") hides why (the import's error, the closest known name).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 
 ENTRY_POINT_GROUP = "effnet_lightning.datamodules"
 PACKAGE = "effnet_lightning.datamodules"
+BUILT_IN = frozenset({"base", "cifar10", "image_folder", "imagenet"})  # the datamodule files this repository ships
+GUIDE = "see README 'Extension guide'"
+CLOSE_MATCH_CUTOFF = 0.6  # difflib's default similarity ratio: "Cifar10DataModul" -> "CIFAR10DataModule"
+
+
+class DataClassError(ValueError):
+    """A `--data`/`class_path` value that names no usable datamodule; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
 class Found:
     name: str  # short class name, usable as `class_path`
     path: str  # full dotted path
-    origin: str  # file it came from, or "entry point <name> (<distribution>)"
+    origin: str  # "built-in", the drop-in file it came from, or "entry point <name> (<distribution>)"
+    description: str = ""  # the first line of the class's docstring
 
 
 @dataclass(frozen=True)
@@ -44,14 +59,15 @@ def discover() -> tuple[list[Found], list[Failed]]:
     failed: list[Failed] = []
     package = importlib.import_module(PACKAGE)
     for info in pkgutil.iter_modules(package.__path__, prefix=f"{PACKAGE}."):
-        origin = f"{info.module_finder.path}/{info.name.rsplit('.', 1)[1]}.py"  # type: ignore[union-attr]
+        file = f"{info.module_finder.path}/{info.name.rsplit('.', 1)[1]}.py"  # type: ignore[union-attr]
+        origin = "built-in" if info.name.rsplit(".", 1)[1] in BUILT_IN else file
         try:
             module = importlib.import_module(info.name)
         except Exception as err:  # a broken plugin must not take the others down
-            failed.append(Failed(origin, f"{type(err).__name__}: {err}"))
+            failed.append(Failed(file, f"{type(err).__name__}: {err}"))
             continue
         for cls in _datamodules_defined_in(module):
-            found.setdefault(cls.__name__, Found(cls.__name__, f"{cls.__module__}.{cls.__qualname__}", origin))
+            found.setdefault(cls.__name__, _found(cls, origin))
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         origin = f"entry point {entry.name} ({entry.dist.name if entry.dist else '?'})"
         try:
@@ -62,8 +78,14 @@ def discover() -> tuple[list[Found], list[Failed]]:
         if not (inspect.isclass(cls) and issubclass(cls, LightningDataModule)):
             failed.append(Failed(origin, f"{entry.value} is not a LightningDataModule subclass"))
             continue
-        found.setdefault(cls.__name__, Found(cls.__name__, f"{cls.__module__}.{cls.__qualname__}", origin))
+        found.setdefault(cls.__name__, _found(cls, origin))
     return sorted(found.values(), key=lambda f: f.name), failed
+
+
+def _found(cls: type, origin: str) -> Found:
+    """The class's own docstring (not its base class's), else its module's."""
+    doc = inspect.cleandoc(cls.__doc__ or getattr(sys.modules.get(cls.__module__), "__doc__", None) or "")
+    return Found(cls.__name__, f"{cls.__module__}.{cls.__qualname__}", origin, doc.split("\n", 1)[0])
 
 
 def _datamodules_defined_in(module: object) -> list[type]:
@@ -81,12 +103,76 @@ def load_and_report() -> None:
         print(f"effnet: warning: datamodule plugin {f.origin} failed to import: {f.error}", file=sys.stderr)
 
 
+def resolve(value: str) -> type:
+    """The datamodule class a `--data` value or `class_path` names (a short name or a dotted path), or a
+    DataClassError that says why it cannot be used. Plugins must be loaded (`load_and_report`) first."""
+    if "." not in value:
+        classes = {cls.__name__: cls for cls in _imported_datamodules()}
+        if value in classes:
+            return classes[value]
+        known = sorted({f.name for f in discover()[0]} | set(classes) - {LightningDataModule.__name__})
+        by_lower = {name.lower(): name for name in known}
+        close = difflib.get_close_matches(value.lower(), by_lower, n=1, cutoff=CLOSE_MATCH_CUTOFF)
+        hint = f"did you mean {by_lower[close[0]]}? " if close else ""
+        raise DataClassError(
+            f"data: no datamodule is named {value!r}; {hint}known: {', '.join(known)} ('effnet datamodules' lists "
+            f"them and where they come from; a class of your own needs its dotted path or a plugin, {GUIDE})"
+        )
+    module_name, _, class_name = value.rpartition(".")
+    _search_working_directory()
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module_name + ".").startswith(err.name + "."):  # the plugin is not on the path
+            raise DataClassError(
+                f"data: cannot import {value}: {type(err).__name__}: {err} (searched sys.path and {os.getcwd()}); "
+                f"run from a folder where `python -c 'import {module_name}'` works, or install the plugin ({GUIDE})"
+            ) from err
+        raise DataClassError(f"data: importing {module_name} for {value} failed: {type(err).__name__}: {err}") from err
+    except Exception as err:  # the plugin's own code raised while importing
+        raise DataClassError(f"data: importing {module_name} for {value} failed: {type(err).__name__}: {err}") from err
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        defined = ", ".join(c.__name__ for c in _datamodules_defined_in(module)) or "none"
+        raise DataClassError(
+            f"data: cannot import {value}: module {module_name} ({module.__file__}) has no {class_name!r}; "
+            f"the datamodules it defines: {defined}"
+        )
+    if not (inspect.isclass(cls) and issubclass(cls, LightningDataModule)):
+        kind = f"class {cls.__name__}" if inspect.isclass(cls) else f"a {type(cls).__name__}"
+        raise DataClassError(
+            f"data: {value} is {kind}, not a LightningDataModule subclass; a datamodule plugin subclasses "
+            f"ImageDataModule ({GUIDE})"
+        )
+    return cls
+
+
+def _search_working_directory() -> None:
+    """Let a dotted path name a module in the working directory, as `python -c` and `python -m` do. Appended, not
+    prepended, so that a file there never shadows an installed module of the same name."""
+    cwd = os.getcwd()
+    if not any(Path(p or ".").resolve() == Path(cwd).resolve() for p in sys.path):
+        sys.path.append(cwd)
+
+
+def _imported_datamodules() -> list[type]:
+    """Every LightningDataModule subclass imported so far: the short names jsonargparse accepts."""
+    seen: list[type] = []
+    pending = [LightningDataModule]
+    while pending:
+        cls = pending.pop()
+        seen.append(cls)
+        pending += [sub for sub in cls.__subclasses__() if sub not in seen]
+    return seen
+
+
 def main() -> int:
-    """`effnet datamodules`: what was found and from where."""
+    """`effnet datamodules`: each datamodule's short name, what it is and where it comes from."""
     found, failed = discover()
     width = max((len(f.name) for f in found), default=4)
     for f in found:
-        print(f"{f.name:<{width}}  {f.path}  [{f.origin}]")
+        print(f"{f.name:<{width}}  {f.description}")
+        print(f"{'':<{width}}  [{f.origin}: {f.path}]")
     for f in failed:
         print(f"FAILED  {f.origin}: {f.error}")
     return 0

@@ -54,7 +54,7 @@ from effnet_lightning.module import EfficientNetModule, resolution_of
 from effnet_lightning.resume import resolve_ckpt_path
 from effnet_lightning.run_dir import RunLock, create_run_dir, discard_if_unused
 from effnet_lightning.trainer import EffnetTrainer
-from effnet_lightning.user_errors import RecordDataModuleInit, check_config
+from effnet_lightning.user_errors import RecordDataModuleInit, check_config, check_data_class
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -156,6 +156,8 @@ class EffnetCLI(LightningCLI):
 
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        if args is None or isinstance(args, list):  # a dict or Namespace was built in Python: nothing to read
+            check_data_class(sys.argv[1:] if args is None else args)  # before jsonargparse resolves `data:`
         super().parse_arguments(parser, args)
         self.resume_run = self.evaluated_run = None
         subcommand = self.config.get("subcommand")

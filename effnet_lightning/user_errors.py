@@ -9,18 +9,30 @@ A datamodule whose constructor raises (a user's plugin, or a value only the clas
 as jsonargparse's ten-line report of a failed Union, with the original exception flattened into its text.
 `RecordDataModuleInit` constructs the datamodule itself and keeps that exception, so `effnet` can show its own
 type and message.
+
+`check_data_class` runs before parsing: the datamodule class that the command line and its config files name must
+exist (plugins.resolve says why not), and `--data=X` over a config's other class warns which of the config's
+settings carry over into X (jsonargparse keeps every same-named one, e.g. the config's data_dir).
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 NETWORK_STRIDE = 32  # px: EfficientNet's stem and four stride-2 stages halve the input five times (paper Table 1)
 LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches")
 GPU_ACCELERATORS = ("gpu", "cuda")
+CLASS_NAME = re.compile(r"[A-Za-z_][\w.]*")  # a short class name or a dotted path (not a YAML string)
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")  # `--data file.yaml`: the data section from a file
+DATA_ARG = re.compile(r"--data(?:\.init_args)?\.(\w+)")  # --data.data_dir or --data.init_args.data_dir
 
 
 class ConfigError(ValueError):
@@ -50,6 +62,99 @@ class RecordDataModuleInit:
         except Exception as err:
             self.failure = DataModuleInitError(class_type.__name__, err)
             raise
+
+
+@dataclass
+class DataChoice:
+    """The `data:` class as the command line and its config files set it, in their order."""
+
+    class_value: str | None = None
+    config_keys: set[str] = field(default_factory=set)  # init_args of the config that set the current class
+    replaced: str | None = None  # the config's class that a later `--data=X` replaced
+    carried: set[str] = field(default_factory=set)  # the config's settings that `--data=X` kept
+    command_line_keys: set[str] = field(default_factory=set)  # --data.KEY given on the command line
+
+
+def check_data_class(args: Sequence[str]) -> None:
+    """Raise plugins.DataClassError when the datamodule named cannot be used; warn about settings carried over."""
+    from effnet_lightning import plugins
+
+    choice = data_choice(args)
+    if choice.class_value is None:
+        return
+    cls = plugins.resolve(choice.class_value)
+    if choice.replaced is None:
+        return
+    try:
+        if plugins.resolve(choice.replaced) is cls:
+            return
+    except plugins.DataClassError:
+        pass  # the config's class is gone; the command line's replaces it all the same
+    parameters = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    carried = sorted(k for k in choice.carried - choice.command_line_keys if takes_any or k in parameters)
+    if carried:
+        print(
+            f"effnet: warning: --data={choice.class_value} replaces the config's {choice.replaced} but keeps its "
+            f"data settings {', '.join(carried)} (same-named arguments carry over); set them on the command line "
+            "if the new class's defaults were meant",
+            file=sys.stderr,
+        )
+
+
+def data_choice(args: Sequence[str]) -> DataChoice:
+    """Follow `--config FILE`, `--data X` (a class, or a file/YAML of the data section), `--data.class_path X`
+    and `--data.KEY V` through the arguments in order, as jsonargparse applies them."""
+    choice = DataChoice()
+    tokens = list(args)
+    for i, token in enumerate(tokens):
+        flag, has_value, value = token.partition("=")
+        if not has_value:
+            value = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if flag == "--config":
+            section = _yaml_file(value).get("data")
+            _apply_section(choice, section)
+        elif flag in ("--data", "--data.class_path"):
+            if CLASS_NAME.fullmatch(value) and not value.endswith(CONFIG_SUFFIXES) and not Path(value).is_file():
+                _switch_class(choice, value)
+            elif flag == "--data":
+                _apply_section(choice, _yaml_file(value).get("data") if Path(value).is_file() else _yaml(value))
+        elif (match := DATA_ARG.fullmatch(flag)) and match.group(1) != "help":
+            choice.command_line_keys.add(match.group(1))
+    return choice
+
+
+def _switch_class(choice: DataChoice, value: str) -> None:
+    if choice.class_value is not None and choice.class_value != value and choice.config_keys:
+        choice.replaced, choice.carried = choice.class_value, set(choice.config_keys)
+    choice.class_value, choice.config_keys = value, set()
+
+
+def _apply_section(choice: DataChoice, section: Any) -> None:
+    """A config's `data:` section: a class name, or {class_path, init_args}."""
+    if isinstance(section, str) and CLASS_NAME.fullmatch(section):
+        choice.class_value, choice.config_keys, choice.replaced = section, set(), None
+    elif isinstance(section, dict):
+        if isinstance(section.get("class_path"), str):
+            choice.class_value, choice.config_keys, choice.replaced = section["class_path"], set(), None
+        init_args = section.get("init_args")
+        choice.config_keys |= set(init_args) if isinstance(init_args, dict) else set()
+
+
+def _yaml_file(path: str) -> dict[str, Any]:
+    """A config file's mapping; {} when it is unreadable (jsonargparse reports that itself)."""
+    try:
+        loaded = _yaml(Path(path).read_text())
+    except OSError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
 
 
 def check_config(subcommand: str, config: Mapping[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Datamodule plugins, in process (`cli.main`): a file dropped into datamodules/, an installed package's entry
-point, broken plugins of both kinds reported without breaking the rest, `effnet datamodules`, and a plugin whose
-constructor raises or whose labels exceed its num_classes.
+point, broken plugins of both kinds reported without breaking the rest, `effnet datamodules`, a plugin whose
+constructor raises or whose labels exceed its num_classes, a dotted path or short name that names no usable
+datamodule (one line that says why), and `--data=X` over a config's other class (a warning of what carried over).
 
 The drop-in files must not touch the working tree, even if a test dies halfway. So they go into a folder in
 tmp_path that is added to the package's `__path__` (the folders Python searches for its submodules, which is also
@@ -10,11 +11,13 @@ directory on sys.path, which is all importlib.metadata reads.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from effnet_run import effnet, error_lines
 
 import effnet_lightning.datamodules
@@ -109,16 +112,26 @@ def fit_args(root: Path, *data_args: str) -> list[str]:
             f"--trainer.default_root_dir={root}"]  # fmt: skip
 
 
-def test_effnet_datamodules_lists_names_origins_and_failures(plugins: Path, capfd: pytest.CaptureFixture) -> None:
+def test_effnet_datamodules_lists_names_descriptions_origins_and_failures(
+    plugins: Path, capfd: pytest.CaptureFixture
+) -> None:
     done = effnet(capfd, "datamodules")
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = {line.split()[0]: line for line in done.stdout.splitlines() if not line.startswith("FAILED")}
-    assert rows["DropInData"].split() == [
-        "DropInData", "effnet_lightning.datamodules.my_drop_in.DropInData", f"[{plugins}/my_drop_in.py]"
-    ]  # fmt: skip
-    assert rows["EntryPointData"].endswith("plugin_pkg.EntryPointData  [entry point entry_data (plugin-pkg)]")
-    assert {"ImageNetDataModule", "ImageFolderDataModule", "CIFAR10DataModule"} <= set(rows)
-    failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+    lines = done.stdout.splitlines()
+    rows = {
+        line.split()[0]: (line, lines[i + 1])
+        for i, line in enumerate(lines)
+        if line[:1].isalpha() and not line.startswith("FAILED")
+    }
+    drop_in, drop_in_origin = rows["DropInData"]
+    assert drop_in.split(maxsplit=1)[1] == "A datamodule plugin: black images are class 0, white ones class 1 (32 px)."
+    assert drop_in_origin.strip() == f"[{plugins}/my_drop_in.py: effnet_lightning.datamodules.my_drop_in.DropInData]"
+    assert rows["EntryPointData"][1].strip() == "[entry point entry_data (plugin-pkg): plugin_pkg.EntryPointData]"
+    cifar, cifar_origin = rows["CIFAR10DataModule"]
+    assert cifar.split(maxsplit=1)[1] == "CIFAR-10: 10 classes, 45k/5k train/val by default (seeded), 10k test."
+    assert cifar_origin.strip() == "[built-in: effnet_lightning.datamodules.cifar10.CIFAR10DataModule]"
+    assert {"ImageNetDataModule", "ImageFolderDataModule", "ImageDataModule"} <= set(rows)
+    failed = [line for line in lines if line.startswith("FAILED")]
     assert f"FAILED  {plugins}/broken_plugin.py: ImportError: needs the foo package" in failed
     assert "FAILED  entry point broken (plugin-pkg): ModuleNotFoundError: No module named 'plugin_pkg_gone'" in failed
     assert not (Path(effnet_lightning.datamodules.__path__[0]) / "my_drop_in.py").exists()  # tree untouched
@@ -155,3 +168,106 @@ def test_labels_beyond_num_classes_name_both(plugins: Path, tmp_path: Path, capf
         "effnet fit: error: label 2 in the data is outside 0..1: BadLabelData declares num_classes=2; "
         "fix the dataset's labels or the datamodule's num_classes"
     )
+
+
+# ---- a `--data` value that names no usable datamodule -------------------------------------------------------------
+NOT_A_DATAMODULE = "class NotData:\n    pass\n"
+OTHER_CLASS = "from lightning.pytorch import LightningDataModule\n\n\nclass OtherData(LightningDataModule):\n    pass\n"
+GUIDE = "see README 'Extension guide'"
+
+
+@pytest.fixture
+def in_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """tmp_path as the working directory; sys.path and the modules written there are restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if name.startswith("cwd_"):
+            sys.modules.pop(name)
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "value", "message"),
+    [
+        (None, None, "cwd_missing.Data",
+         "cannot import cwd_missing.Data: ModuleNotFoundError: No module named 'cwd_missing' (searched sys.path and "
+         "{cwd}); run from a folder where `python -c 'import cwd_missing'` works, or install the plugin ({guide})"),
+        ("cwd_raises", 'raise ImportError("needs the foo package")\n', "cwd_raises.Data",
+         "importing cwd_raises for cwd_raises.Data failed: ImportError: needs the foo package"),
+        ("cwd_needs", "import cwd_gone_dependency\n", "cwd_needs.Data",
+         "importing cwd_needs for cwd_needs.Data failed: ModuleNotFoundError: No module named 'cwd_gone_dependency'"),
+        ("cwd_other", OTHER_CLASS, "cwd_other.Data",
+         "cannot import cwd_other.Data: module cwd_other ({cwd}/cwd_other.py) has no 'Data'; the datamodules it "
+         "defines: OtherData"),
+        ("cwd_plain", NOT_A_DATAMODULE, "cwd_plain.NotData",
+         "cwd_plain.NotData is class NotData, not a LightningDataModule subclass; a datamodule plugin subclasses "
+         "ImageDataModule ({guide})"),
+    ],
+    ids=["not-found", "import-error", "missing-dependency", "no-such-class", "not-a-datamodule"],
+)  # fmt: skip
+@pytest.mark.parametrize("how", ["command line", "config"])
+def test_dotted_path_that_fails_says_why(
+    in_folder: Path, capfd: pytest.CaptureFixture, module: str | None, source: str, value: str, message: str, how: str
+) -> None:
+    if module is not None:
+        (in_folder / f"{module}.py").write_text(source)
+    if how == "config":
+        (in_folder / "data.yaml").write_text(f"data:\n  class_path: {value}\n")
+        data_args = ["--config", "data.yaml"]
+    else:
+        data_args = [f"--data={value}"]
+    done = effnet(capfd, *fit_args(in_folder, *data_args))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in error_lines(done.stderr) if line.startswith("effnet fit: error")]
+    assert errors == [f"effnet fit: error: data: {message.format(cwd=os.getcwd(), guide=GUIDE)}"]
+
+
+def test_dotted_path_imports_from_the_working_directory(in_folder: Path, capfd: pytest.CaptureFixture) -> None:
+    """As `python -c` does: a module beside the user needs no install (searched after everything installed)."""
+    (in_folder / "cwd_plugin.py").write_text(PLUGIN.format(name="CwdData"))
+    done = effnet(capfd, *fit_args(in_folder, "--data=cwd_plugin.CwdData", "--print_config"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert yaml.safe_load(done.stdout)["data"]["class_path"] == "cwd_plugin.CwdData"
+    assert sys.path[-1] == str(in_folder)
+
+
+def test_mistyped_short_name_suggests_the_closest(plugins: Path, tmp_path: Path, capfd) -> None:
+    done = effnet(capfd, *fit_args(tmp_path, "--data=Cifar10DataModul"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = [line for line in error_lines(done.stderr) if line.startswith("effnet fit: error")]
+    assert line.startswith("effnet fit: error: data: no datamodule is named 'Cifar10DataModul'; did you mean ")
+    assert "did you mean CIFAR10DataModule? known: " in line
+    known = set(line.split("known: ")[1].split(" (")[0].split(", "))
+    assert {"CIFAR10DataModule", "ImageFolderDataModule", "ImageNetDataModule", "DropInData", "EntryPointData"} <= known
+    assert "'effnet datamodules' lists them" in line
+
+
+# ---- `--data=X` over a config that names another class -----------------------------------------------------------
+def test_switching_class_warns_which_config_settings_carry_over(tmp_path: Path, capfd) -> None:
+    config = tmp_path / "cifar.yaml"
+    config.write_text(
+        "data:\n  class_path: CIFAR10DataModule\n  init_args:\n"
+        f"    data_dir: {tmp_path}/cifar\n    val_size: 100\n    batch_size: 16\n"
+    )
+    args = fit_args(tmp_path, "--config", str(config), "--data=ImageFolderDataModule")
+    done = effnet(capfd, *args, "--print_config")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (
+        "effnet: warning: --data=ImageFolderDataModule replaces the config's CIFAR10DataModule but keeps its data "
+        "settings batch_size, data_dir (same-named arguments carry over); set them on the command line if the new "
+        "class's defaults were meant"
+    ) in done.stderr.splitlines()
+    printed = yaml.safe_load(done.stdout)["data"]  # what the warning says is what jsonargparse did
+    assert printed["class_path"].endswith("ImageFolderDataModule")
+    assert printed["init_args"]["data_dir"] == f"{tmp_path}/cifar" and printed["init_args"]["batch_size"] == 16
+
+
+def test_switching_class_with_settings_given_again_does_not_warn(tmp_path: Path, capfd) -> None:
+    config = tmp_path / "cifar.yaml"
+    config.write_text(f"data:\n  class_path: CIFAR10DataModule\n  init_args:\n    data_dir: {tmp_path}/cifar\n")
+    args = fit_args(tmp_path, "--config", str(config), "--data=ImageFolderDataModule", f"--data.data_dir={tmp_path}")
+    done = effnet(capfd, *args, "--print_config")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "carry over" not in done.stderr
