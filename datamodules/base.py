@@ -57,7 +57,8 @@ class ImageDataModule(LightningDataModule):
             num_workers: loader worker processes per device (0 loads in the main process).
             pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
             persistent_workers: keep workers alive between epochs (only when num_workers > 0).
-            mean, std: per-channel normalization on the 0-1 scale; default: the dataset's own statistics.
+            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
+            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
             randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
                 "rand-m9-mstd0.5" (see randaugment.py); None: off.
             seed: seed of the training order and augmentations (with the epoch and sample index); the CLI

@@ -52,7 +52,23 @@ class ImageNetDataModule(ImageFolderDataModule):
         """
         Args:
             data_dir: folder holding train/<wnid>/ and val/<wnid>/ (see the module docstring for the val folder).
-            Other args: see ImageFolderDataModule (val_fraction is fixed to None: val/ is required).
+            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct);
+                None: TF's resolution / (resolution + 32), e.g. 0.875 at 224 px, 0.949 at 600 px.
+            scale: training crop area range, as fractions of the image.
+            ratio: training crop aspect ratio range (width/height).
+            hflip: probability of a horizontal flip in training.
+            interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
+            randaugment: RandAugment after crop and flip, e.g. "rand-m9-mstd0.5" (timm's EfficientNet recipe);
+                None: off.
+            resolution: side in pixels of the square images the model sees; the CLI links it from the model.
+            batch_size: images per device per step.
+            num_workers: loader worker processes per device (0 loads in the main process).
+            pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
+            persistent_workers: keep workers alive between epochs (only when num_workers > 0).
+            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
+            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
+            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
+                links the run's `seed_everything` into it; None: 0.
         """
         super().__init__(
             data_dir,

@@ -169,6 +169,17 @@ class ScalingSpec:
     This is the one typed definition of the scaling arguments: the `model.scaling:` section of a config, the
     argument of `create_model`, and what the CLI links into the datamodule's resolution. `resolution` (px)
     overrides the input size the scaling implies, whichever way was used; nothing given means B0.
+
+    Args:
+        variant: an official model, b0..b7 (the paper's hand-set table).
+        phi: compound coefficient φ: depth α^φ, width β^φ, resolution base_resolution·γ^φ; may be negative.
+        depth: explicit depth multiplier on B0 (width left out: 1.0).
+        width: explicit width multiplier on B0 (depth left out: 1.0).
+        resolution: input side in px; overrides the size the variant, φ or multipliers imply.
+        alpha: depth base of the compound rule; paper 1.2.
+        beta: width base of the compound rule; paper 1.1.
+        gamma: resolution base of the compound rule; paper 1.15.
+        base_resolution: the input side in px that φ = 0 (or multiplier 1) stands for; B0's 224.
     """
 
     variant: Variant | None = None

@@ -60,6 +60,10 @@ RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
+DATA_HELP = (
+    "The datamodule: any LightningDataModule subclass, by short name (`effnet datamodules` lists them) or dotted "
+    "path, e.g. --data=CIFAR10DataModule; `--data.help NAME` lists its arguments"
+)
 RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
     # num_classes: linked from the data; channels_last, checkpointing and compile change speed or memory only
     "model": {"lr", "weight_decay", "num_classes", "channels_last", "grad_checkpointing", "compile", "compile_backend"},
@@ -119,6 +123,9 @@ class EffnetCLI(LightningCLI):
             raise record.failure from record.failure.error
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The section's heading would be LightningDataModule's docstring, cut off after "The main advantage is:".
+        # `groups` is jsonargparse's public name -> group map; `title` is the argparse group's heading.
+        parser.groups["data"].title = DATA_HELP
         parser.link_arguments("model.scaling", "data.init_args.resolution", resolution_of)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.add_lightning_class_args(LastCheckpoint, "last")
