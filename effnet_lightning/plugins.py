@@ -105,12 +105,13 @@ def load_and_report() -> None:
 
 def resolve(value: str) -> type:
     """The datamodule class a `--data` value or `class_path` names (a short name or a dotted path), or a
-    DataClassError that says why it cannot be used. Plugins must be loaded (`load_and_report`) first."""
+    DataClassError that says why it cannot be used. A short name is looked up after importing every plugin."""
     if "." not in value:
+        found = {f.name for f in discover()[0]}  # imports every plugin (cached after load_and_report)
         classes = {cls.__name__: cls for cls in _imported_datamodules()}
         if value in classes:
             return classes[value]
-        known = sorted({f.name for f in discover()[0]} | set(classes) - {LightningDataModule.__name__})
+        known = sorted(found | set(classes) - {LightningDataModule.__name__})
         by_lower = {name.lower(): name for name in known}
         close = difflib.get_close_matches(value.lower(), by_lower, n=1, cutoff=CLOSE_MATCH_CUTOFF)
         hint = f"did you mean {by_lower[close[0]]}? " if close else ""

@@ -115,13 +115,18 @@ def data_choice(args: Sequence[str]) -> DataChoice:
             section = _yaml_file(value).get("data")
             _apply_section(choice, section)
         elif flag in ("--data", "--data.class_path"):
-            if CLASS_NAME.fullmatch(value) and not value.endswith(CONFIG_SUFFIXES) and not Path(value).is_file():
+            if _is_class_name(value):
                 _switch_class(choice, value)
             elif flag == "--data":
                 _apply_section(choice, _yaml_file(value).get("data") if Path(value).is_file() else _yaml(value))
         elif (match := DATA_ARG.fullmatch(flag)) and match.group(1) != "help":
             choice.command_line_keys.add(match.group(1))
     return choice
+
+
+def _is_class_name(value: str) -> bool:
+    """A short class name or a dotted path, not the path of a config file for the data section."""
+    return bool(CLASS_NAME.fullmatch(value)) and not value.endswith(CONFIG_SUFFIXES) and not Path(value).is_file()
 
 
 def _switch_class(choice: DataChoice, value: str) -> None:
@@ -132,7 +137,7 @@ def _switch_class(choice: DataChoice, value: str) -> None:
 
 def _apply_section(choice: DataChoice, section: Any) -> None:
     """A config's `data:` section: a class name, or {class_path, init_args}."""
-    if isinstance(section, str) and CLASS_NAME.fullmatch(section):
+    if isinstance(section, str) and _is_class_name(section):
         choice.class_value, choice.config_keys, choice.replaced = section, set(), None
     elif isinstance(section, dict):
         if isinstance(section.get("class_path"), str):
