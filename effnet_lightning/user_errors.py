@@ -118,7 +118,7 @@ def data_choice(args: Sequence[str]) -> DataChoice:
             if _is_class_name(value):
                 _switch_class(choice, value)
             elif flag == "--data":
-                _apply_section(choice, _yaml_file(value).get("data") if Path(value).is_file() else _yaml(value))
+                _apply_section(choice, _yaml_file(value) if Path(value).is_file() else _yaml(value))
         elif (match := DATA_ARG.fullmatch(flag)) and match.group(1) != "help":
             choice.command_line_keys.add(match.group(1))
     return choice

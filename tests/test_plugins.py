@@ -233,6 +233,19 @@ def test_dotted_path_imports_from_the_working_directory(in_folder: Path, capfd: 
     assert sys.path[-1] == str(in_folder)
 
 
+@pytest.mark.parametrize("how", ["data file", "data yaml"])
+def test_data_section_from_a_file_or_yaml_is_checked(tmp_path: Path, capfd, how: str) -> None:
+    """`--data FILE` holds the data section itself: {class_path, init_args}, not a whole config."""
+    section = "{class_path: ImageFolderDataModul, init_args: {data_dir: " + str(tmp_path) + "}}"
+    if how == "data file":
+        (tmp_path / "data.yaml").write_text(section)
+        section = str(tmp_path / "data.yaml")
+    done = effnet(capfd, *fit_args(tmp_path, "--data", section))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = [line for line in error_lines(done.stderr) if line.startswith("effnet fit: error")]
+    assert "no datamodule is named 'ImageFolderDataModul'; did you mean ImageFolderDataModule? " in line
+
+
 def test_mistyped_short_name_suggests_the_closest(plugins: Path, tmp_path: Path, capfd) -> None:
     done = effnet(capfd, *fit_args(tmp_path, "--data=Cifar10DataModul"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
