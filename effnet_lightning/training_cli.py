@@ -2,6 +2,8 @@
 
 - `model:` is always EfficientNetModule; `data:` is any LightningDataModule named by `class_path` (subclass
   mode), so a user's own datamodule plugs in. Datamodules take `resolution` and expose `num_classes`.
+  The class the command line and its configs name is checked before jsonargparse resolves it (user_errors.py's
+  `check_data_class`): a failed import or a mistyped short name is one line that says why.
 - Links: the `model.scaling` section (variant/φ/multipliers, or its `resolution` when given) into
   `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
   built; `seed_everything` into a datamodule's `seed` left at None.

@@ -207,21 +207,25 @@ def in_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     ],
     ids=["not-found", "import-error", "missing-dependency", "no-such-class", "not-a-datamodule"],
 )  # fmt: skip
-@pytest.mark.parametrize("how", ["command line", "config"])
 def test_dotted_path_that_fails_says_why(
-    in_folder: Path, capfd: pytest.CaptureFixture, module: str | None, source: str, value: str, message: str, how: str
+    in_folder: Path, capfd: pytest.CaptureFixture, module: str | None, source: str, value: str, message: str
 ) -> None:
     if module is not None:
         (in_folder / f"{module}.py").write_text(source)
-    if how == "config":
-        (in_folder / "data.yaml").write_text(f"data:\n  class_path: {value}\n")
-        data_args = ["--config", "data.yaml"]
-    else:
-        data_args = [f"--data={value}"]
-    done = effnet(capfd, *fit_args(in_folder, *data_args))
+    done = effnet(capfd, *fit_args(in_folder, f"--data={value}"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     errors = [line for line in error_lines(done.stderr) if line.startswith("effnet fit: error")]
     assert errors == [f"effnet fit: error: data: {message.format(cwd=os.getcwd(), guide=GUIDE)}"]
+
+
+def test_dotted_path_in_a_config_is_checked_too(in_folder: Path, capfd: pytest.CaptureFixture) -> None:
+    (in_folder / "cwd_broken.py").write_text('raise ImportError("needs the foo package")\n')
+    (in_folder / "data.yaml").write_text("data:\n  class_path: cwd_broken.Data\n")
+    done = effnet(capfd, *fit_args(in_folder, "--config", "data.yaml"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert error_lines(done.stderr)[-1] == (
+        "effnet fit: error: data: importing cwd_broken for cwd_broken.Data failed: ImportError: needs the foo package"
+    )
 
 
 def test_dotted_path_imports_from_the_working_directory(in_folder: Path, capfd: pytest.CaptureFixture) -> None:
