@@ -9,7 +9,8 @@ top-level package: the packages a command loads and what each costs.
 run: its packages are laid out as the editable install maps them (`effnet_lightning.datamodules` is
 `datamodules/`, `effnet_lightning.callbacks` is `callbacks/`) in a temporary folder put first on PYTHONPATH.
 
-    OMP_NUM_THREADS=1 uv run python benchmarks/startup.py [--runs 3] [--importtime] [--old /tmp/old]
+    OMP_NUM_THREADS=1 uv run python benchmarks/startup.py [--runs 3] [--importtime] [--old /tmp/old] \\
+        [--commands help scale scale-help datamodules fit-help]
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-COMMANDS = (("--help",), ("scale", "--phi", "1"), ("datamodules",), ("fit", "--help"))
+COMMANDS = {  # name for --commands: the arguments after `effnet`
+    "help": ("--help",),
+    "scale": ("scale", "--phi", "1"),
+    "scale-help": ("scale", "--help"),
+    "datamodules": ("datamodules",),
+    "fit-help": ("fit", "--help"),
+}
 TOP_PACKAGES = 8  # packages listed per command by --importtime
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|(\s*)(\S+)")  # self µs | cumulative µs | name
 
@@ -36,8 +43,8 @@ def run_once(command: tuple[str, ...], env: dict[str, str], importtime: bool = F
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     flags = ["-X", "importtime"] if importtime else []
-    done = subprocess.run(
-        [sys.executable, *flags, "-m", "effnet_lightning.cli", *command], env=env, capture_output=True, text=True
+    done = subprocess.run(  # -P: the working directory's effnet_lightning must not shadow the one measured
+        [sys.executable, "-P", *flags, "-m", "effnet_lightning.cli", *command], env=env, capture_output=True, text=True
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,9 +72,9 @@ def overlay(checkout: Path, into: Path) -> Path:
     return into
 
 
-def measure(code: dict[str, dict[str, str]], runs: int, importtime: bool) -> None:
+def measure(commands: list[str], code: dict[str, dict[str, str]], runs: int, importtime: bool) -> None:
     """Per command, each code's runs alternate, so a change in the machine's load hits old and new alike."""
-    for command in COMMANDS:
+    for command in (COMMANDS[name] for name in commands):
         samples: dict[str, list[tuple[float, float]]] = {label: [] for label in code}
         for _ in range(runs):
             for label, env in code.items():
@@ -86,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per command (default 3)")
     parser.add_argument("--importtime", action="store_true", help="also sum -X importtime by top-level package")
+    parser.add_argument("--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS), help="default: all")
     parser.add_argument("--old", type=Path, help="a second checkout to measure side by side (e.g. /tmp/old)")
     args = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -94,7 +102,7 @@ def main() -> None:
         code = {"new": env}
         if args.old is not None:
             code = {"old": {**env, "PYTHONPATH": str(overlay(args.old.resolve(), Path(tmp)))}, **code}
-        measure(code, args.runs, args.importtime)
+        measure(args.commands, code, args.runs, args.importtime)
 
 
 if __name__ == "__main__":
