@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import io
 import logging
 import re
 import statistics
@@ -30,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +43,7 @@ from effnet_lightning.flops import count_macs
 from effnet_lightning.memory import check_size, human_bytes, saved_activation_bytes
 from effnet_lightning.model import TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.precision import resolve_precision
-from effnet_lightning.scale_table import _Parser, _positive, _real, _variant
+from effnet_lightning.tables import OneLineParser, csv_table, positive, real, text_table, variant
 
 LR_PER_256 = 0.016  # paper, per 256 images (module.py scales it by the global batch the same way)
 WEIGHT_DECAY = 1e-5  # paper
@@ -350,19 +348,6 @@ def format_text(results: Sequence[Result]) -> str:
         f"{'name':<16} {'res':>4} {'batch':>5} {'precision':<10} {'train img/s (min-max)':>24} "
         f"{'infer img/s (min-max)':>24} {'peak mem':>9} {'GMACs':>6} {'train TF/s':>10}"
     )
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lines.append(
-            f"{r.name:<16} {r.resolution:>4} {r.batch_size:>5} {r.precision:<10} "
-            f"{f'{r.train_img_s:.1f} ({r.train_min:.1f}-{r.train_max:.1f})':>24} "
-            f"{f'{r.infer_img_s:.1f} ({r.infer_min:.1f}-{r.infer_max:.1f})':>24} "
-            f"{human_bytes(r.peak_memory):>9} {r.macs / 1e9:>6.3f} {r.train_tflops:>10.4f}"
-        )
-        if r.overhead is not None:
-            lines.append(
-                f"  vs bare: framework {r.framework_img_s:.1f} img/s, bare {r.bare_img_s:.1f} img/s, "
-                f"framework step / bare step = {r.overhead:.3f}x"
-            )
     first = results[0]
     options = [f"device {first.device}", f"compile {first.compile or 'off'}"]
     options += [f"channels_last {'on' if first.channels_last else 'off'}"]
@@ -370,17 +355,28 @@ def format_text(results: Sequence[Result]) -> str:
     memory = "CUDA max_memory_allocated" if first.memory_source == "cuda_max_allocated" else "counted: weights, grads"
     if first.memory_source == "counted":
         memory += ", optimizer, EMA and saved activations"
-    lines.append(f"{', '.join(options)}; peak memory {memory}; img/s is the median of the timed steps")
-    return "\n".join(lines)
+    note = f"{', '.join(options)}; peak memory {memory}; img/s is the median of the timed steps"
+    return text_table(header, map(_result_lines, results), [note])
+
+
+def _result_lines(r: Result) -> str:
+    """The result's row, and under it the framework-vs-bare line when that was measured."""
+    line = (
+        f"{r.name:<16} {r.resolution:>4} {r.batch_size:>5} {r.precision:<10} "
+        f"{f'{r.train_img_s:.1f} ({r.train_min:.1f}-{r.train_max:.1f})':>24} "
+        f"{f'{r.infer_img_s:.1f} ({r.infer_min:.1f}-{r.infer_max:.1f})':>24} "
+        f"{human_bytes(r.peak_memory):>9} {r.macs / 1e9:>6.3f} {r.train_tflops:>10.4f}"
+    )
+    if r.overhead is None:
+        return line
+    return (
+        f"{line}\n  vs bare: framework {r.framework_img_s:.1f} img/s, bare {r.bare_img_s:.1f} img/s, "
+        f"framework step / bare step = {r.overhead:.3f}x"
+    )
 
 
 def format_csv(results: Sequence[Result]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f.name for f in fields(Result)])
-    for r in results:
-        writer.writerow(["" if v is None else v for v in astuple(r)])
-    return out.getvalue().rstrip("\n")
+    return csv_table(Result, results)
 
 
 def _count(text: str) -> int:
@@ -400,15 +396,15 @@ def _device(text: str) -> str:
 
 
 def build_parser(prog: str = "effnet benchmark") -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog=prog,
         description="Measure train and inference img/s, peak memory, MACs and TFLOP/s of scaled EfficientNets "
         "on this machine. Default: b0.",
     )
-    p.add_argument("--variants", nargs="+", type=_variant, metavar="bN", help="official variants at native sizes")
-    p.add_argument("--phi", nargs="+", type=_real, metavar="PHI", help="compound coefficients, e.g. -2 0 1.5")
-    p.add_argument("--depth", type=_positive, help="explicit depth multiplier on B0 (with --width)")
-    p.add_argument("--width", type=_positive, help="explicit width multiplier on B0")
+    p.add_argument("--variants", nargs="+", type=variant, metavar="bN", help="official variants at native sizes")
+    p.add_argument("--phi", nargs="+", type=real, metavar="PHI", help="compound coefficients, e.g. -2 0 1.5")
+    p.add_argument("--depth", type=positive, help="explicit depth multiplier on B0 (with --width)")
+    p.add_argument("--width", type=positive, help="explicit width multiplier on B0")
     p.add_argument("--resolution", type=_count, help="input px for every model (default: each model's own)")
     p.add_argument(
         "--source-size",

@@ -4,25 +4,22 @@ Models are built on the meta device, so even B7 costs no memory and no arithmeti
 shapes, MACs by FlopCounterMode from the shapes each op would produce, and the training memory by memory.py
 (weights + gradients + optimizer state + EMA, and the activations one image keeps for its backward pass, with
 and without gradient checkpointing). A size no device could train is refused by arithmetic before any build.
+
+torch and timm are imported by the functions that build and count, not here: `effnet scale --help` and a
+mistyped argument answer at once, and nothing here imports Lightning (tests/test_startup.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
-
-import torch
+from dataclasses import dataclass
 
 from effnet_lightning import scaling as sc
-from effnet_lightning.flops import count_macs, count_params
-from effnet_lightning.memory import check_size, estimate, human_bytes
-from effnet_lightning.model import create_model
 from effnet_lightning.solve import DIMENSIONS, Solution, parse_count, solve
 from effnet_lightning.solve import format_text as format_solve
+from effnet_lightning.tables import OneLineParser, csv_table, positive, real, text_table, variant
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,12 @@ class Row:
 
 def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
     """Params, MACs and training memory of the model `scaling` describes, at its own resolution."""
+    import torch
+
+    from effnet_lightning.flops import count_macs, count_params
+    from effnet_lightning.memory import estimate
+    from effnet_lightning.model import create_model
+
     memory = estimate(scaling, num_classes)  # refuses an absurd size before building anything
     with torch.device("meta"):
         model = create_model(scaling, num_classes=num_classes)
@@ -63,6 +66,8 @@ def _human(count: int) -> str:
 
 
 def _memory(count: int) -> str:
+    from effnet_lightning.memory import human_bytes  # loaded already by measure()
+
     return human_bytes(count).replace(" ", "")
 
 
@@ -71,78 +76,44 @@ def format_text(rows: Sequence[Row], coefficients: sc.Coefficients) -> str:
         f"{'name':<20} {'phi':>5} {'depth':>6} {'width':>6} {'res':>5} {'params':>8} {'MACs':>8} "
         f"{'state':>8} {'act/img':>8} {'ckpt/img':>8}"
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        phi = "-" if r.phi is None else f"{r.phi:g}"
-        lines.append(
-            f"{r.name:<20} {phi:>5} {r.depth:>6.3f} {r.width:>6.3f} {r.resolution:>5} "
-            f"{_human(r.params):>8} {_human(r.macs):>8} {_memory(r.state_bytes):>8} "
-            f"{_memory(r.activation_bytes_per_image):>8} {_memory(r.checkpointed_activation_bytes_per_image):>8}"
-        )
     c = coefficients
-    lines.append(
+    notes = [
         f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g}: "
-        f"FLOPs grow x{c.flops_growth:.3f} per unit of phi (alpha*beta^2*gamma^2)"
-    )
-    lines.append(
+        f"FLOPs grow x{c.flops_growth:.3f} per unit of phi (alpha*beta^2*gamma^2)",
         "training memory, fp32: state = weights + gradients + RMSpropTF state + EMA; act/img = activations one "
-        "image keeps for backward; ckpt/img = the same with gradient checkpointing"
+        "image keeps for backward; ckpt/img = the same with gradient checkpointing",
+    ]
+    return text_table(header, map(_row_line, rows), notes)
+
+
+def _row_line(r: Row) -> str:
+    phi = "-" if r.phi is None else f"{r.phi:g}"
+    return (
+        f"{r.name:<20} {phi:>5} {r.depth:>6.3f} {r.width:>6.3f} {r.resolution:>5} "
+        f"{_human(r.params):>8} {_human(r.macs):>8} {_memory(r.state_bytes):>8} "
+        f"{_memory(r.activation_bytes_per_image):>8} {_memory(r.checkpointed_activation_bytes_per_image):>8}"
     )
-    return "\n".join(lines)
 
 
 def format_csv(rows: Sequence[Row]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f.name for f in fields(Row)])
-    for r in rows:
-        writer.writerow(["" if v is None else v for v in astuple(r)])
-    return out.getvalue().rstrip("\n")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump), exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _real(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a real number such as 0, 0.5 or -2, got {text!r}") from None
-
-
-def _positive(text: str) -> float:
-    value = _real(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive multiplier such as 1.4, got {text!r}")
-    return value
-
-
-def _variant(text: str) -> str:
-    try:
-        return sc.official(text).name
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+    return csv_table(Row, rows)
 
 
 def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog=prog,
         description="Print depth, width, resolution, parameters and MACs of scaled "
         "EfficientNets. Default: the official B0-B7 table.",
     )
-    p.add_argument("--variants", nargs="+", type=_variant, metavar="bN", help="official variants, b0..b7")
-    p.add_argument("--phi", nargs="+", type=_real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
-    p.add_argument("--alpha", type=_real, default=sc.ALPHA, help="depth base (default %(default)s)")
-    p.add_argument("--beta", type=_real, default=sc.BETA, help="width base (default %(default)s)")
-    p.add_argument("--gamma", type=_real, default=sc.GAMMA, help="resolution base (default %(default)s)")
+    p.add_argument("--variants", nargs="+", type=variant, metavar="bN", help="official variants, b0..b7")
+    p.add_argument("--phi", nargs="+", type=real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
+    p.add_argument("--alpha", type=real, default=sc.ALPHA, help="depth base (default %(default)s)")
+    p.add_argument("--beta", type=real, default=sc.BETA, help="width base (default %(default)s)")
+    p.add_argument("--gamma", type=real, default=sc.GAMMA, help="resolution base (default %(default)s)")
     p.add_argument("--base-resolution", type=int, default=sc.BASE_RESOLUTION, help="px at phi=0")
-    p.add_argument("--depth", type=_positive, help="explicit depth multiplier on B0 (with --width/--resolution)")
-    p.add_argument("--width", type=_positive, help="explicit width multiplier on B0")
-    p.add_argument("--resolution", type=_positive, help="explicit resolution multiplier on B0's 224 px")
+    p.add_argument("--depth", type=positive, help="explicit depth multiplier on B0 (with --width/--resolution)")
+    p.add_argument("--width", type=positive, help="explicit width multiplier on B0")
+    p.add_argument("--resolution", type=positive, help="explicit resolution multiplier on B0's 224 px")
     p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
     p.add_argument("--format", choices=("text", "csv"), default="text")
@@ -180,20 +151,15 @@ def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: arg
     except ValueError as err:
         print(f"effnet scale: error: {err}", file=sys.stderr)
         return 2
-    if args.format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([f.name for f in fields(Solution)])
-        writer.writerows(astuple(s) for s in solutions)
-        print(out.getvalue().rstrip("\n"))
-    else:
-        print(format_solve(solutions))
+    print(csv_table(Solution, solutions) if args.format == "csv" else format_solve(solutions))
     return 0
 
 
 def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from effnet_lightning.memory import check_size  # arithmetic, but its module imports torch: after --help
+
     try:
         coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
         scalings = [sc.official(v) for v in args.variants or []]

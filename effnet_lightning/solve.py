@@ -7,6 +7,9 @@ Every dimension is discrete once built: depth rounds repeats up per stage (`ceil
 multiples of 8, resolution is whole pixels. MACs and params never decrease as a multiplier grows, so bisection
 brackets the target between two achievable models, and the nearer one is returned with its deviation.
 Counts come from flops.py on the meta device (no memory, no arithmetic), cached per model.
+
+torch and timm are imported by the functions that count, not here: `effnet scale --help` imports this module for
+its dimension names and count parser, and starts without them.
 """
 
 from __future__ import annotations
@@ -16,13 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from timm.models.efficientnet import round_channels
-
 from effnet_lightning import scaling as sc
-from effnet_lightning.flops import count_macs, count_params
-from effnet_lightning.memory import check_size
-from effnet_lightning.model import B0_ARCH, HEAD_CHANNELS, STEM_CHANNELS, create_model
+from effnet_lightning.tables import text_table
 
 Dimension = Literal["depth", "width", "resolution", "compound"]
 DIMENSIONS: tuple[Dimension, ...] = ("depth", "width", "resolution", "compound")
@@ -59,6 +57,10 @@ def architecture(depth: float, width: float) -> tuple[tuple[int, ...], tuple[int
 
     Many multipliers build the same network; counting is keyed on this, so a bisection counts each network once.
     """
+    from timm.models.efficientnet import round_channels
+
+    from effnet_lightning.model import B0_ARCH, HEAD_CHANNELS, STEM_CHANNELS
+
     repeats = tuple(max(1, math.ceil(int(re.search(r"_r(\d+)_", s[0]).group(1)) * depth)) for s in B0_ARCH)
     channels = [STEM_CHANNELS, *(int(re.search(r"_c(\d+)_", s[0]).group(1)) for s in B0_ARCH), HEAD_CHANNELS]
     return repeats, tuple(round_channels(c, width, divisor=8) for c in channels)
@@ -66,6 +68,12 @@ def architecture(depth: float, width: float) -> tuple[tuple[int, ...], tuple[int
 
 def cost(depth: float, width: float, resolution: int, num_classes: int = 1000) -> tuple[int, int]:
     """(MACs, params) of B0 scaled by (depth, width) at `resolution` px, counted on the meta device."""
+    import torch
+
+    from effnet_lightning.flops import count_macs, count_params
+    from effnet_lightning.memory import check_size
+    from effnet_lightning.model import create_model
+
     scaling = sc.Scaling(name="solve", depth=depth, width=width, resolution=resolution, dropout=sc.DROPOUT_MIN)
     check_size(scaling, num_classes)  # arithmetic only: refuses a model no device could train
     key = (architecture(depth, width), resolution, num_classes)
@@ -193,15 +201,16 @@ def format_text(solutions: list[Solution]) -> str:
         f"{'scale':<11} {'multiplier':>10} {'depth':>7} {'width':>7} {'res':>5} "
         f"{'MACs':>8} {'params':>8} {'target':>8} {'deviation':>9}"
     )
-    lines = [header, "-" * len(header)]
-    for s in solutions:
-        target = f"{s.target / 1e9:.4g}G" if s.metric == "macs" else f"{s.target / 1e6:.4g}M"
-        lines.append(
-            f"{s.scale:<11} {s.multiplier:>10.4g} {s.depth:>7.4g} {s.width:>7.4g} {s.resolution:>5} "
-            f"{s.macs / 1e9:>7.4g}G {s.params / 1e6:>7.4g}M {target:>8} {s.deviation:>+9.2%}"
-        )
-    lines.append(
+    note = (
         "multiplier: on the base's depth, width or resolution, or phi for compound; depth is discrete per stage "
         "and resolution per stride-32 step, so the nearest achievable model is shown with its deviation"
     )
-    return "\n".join(lines)
+    return text_table(header, map(_solution_line, solutions), [note])
+
+
+def _solution_line(s: Solution) -> str:
+    target = f"{s.target / 1e9:.4g}G" if s.metric == "macs" else f"{s.target / 1e6:.4g}M"
+    return (
+        f"{s.scale:<11} {s.multiplier:>10.4g} {s.depth:>7.4g} {s.width:>7.4g} {s.resolution:>5} "
+        f"{s.macs / 1e9:>7.4g}G {s.params / 1e6:>7.4g}M {target:>8} {s.deviation:>+9.2%}"
+    )
