@@ -19,7 +19,8 @@ commands:
   validate     evaluate a checkpoint on the validation set (--ckpt_path)
   test         evaluate a checkpoint on the test set (--ckpt_path)
   predict      class probabilities from a checkpoint (--ckpt_path)
-  cam          Grad-CAM grid: rows = images, columns = checkpoints (--ckpt_path X [--ckpt_path Y] --images ...)
+  cam          Grad-CAM grid: rows = images, columns = checkpoints (--ckpt_path X [--ckpt_path Y] --images ...
+               or --config ... --split val --count 16)
   export       a checkpoint's network as safetensors + timm config.json (--ckpt_path X [--weights ema|raw] OUT)
   scale        print depth, width, resolution, params and MACs of scaled EfficientNets
   study        train one arm per scaling on one recipe: table7 (equal MACs), family, grid (alpha, beta, gamma)
