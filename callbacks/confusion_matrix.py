@@ -61,10 +61,14 @@ class ConfusionMatrix(Callback):
         counts = self.matrix.compute().float()  # (C, C), all ranks; row = true, column = predicted
         per_class = counts.diag() / counts.sum(dim=1).clamp(min=1)
         names = list(getattr(pl_module, "class_names", None) or range(len(per_class)))
-        if len(per_class) <= self.max_named_classes:
-            pl_module.log_dict({f"val_class_acc1/{names[i]}": per_class[i] for i in range(len(per_class))})
         if not trainer.is_global_zero:
             return
+        if len(per_class) <= self.max_named_classes:
+            # Straight to the loggers: the values are already reduced over all ranks (the matrix syncs), so
+            # self.log would warn under DDP to pass sync_dist=True, which would all-reduce them once more.
+            accuracy = {f"val_class_acc1/{names[i]}": float(v) for i, v in enumerate(per_class.tolist())}
+            for logger in trainer.loggers:
+                logger.log_metrics(accuracy, step=trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/confusion_matrix", matrix_image(counts), trainer.global_step)
