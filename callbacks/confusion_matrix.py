@@ -5,7 +5,8 @@ Counted with torchmetrics' `MulticlassConfusionMatrix` on the raw weights' logit
 - `val/confusion_matrix` image: row = true class, column = predicted class, each row normalised to 1 (white 0,
   black 1), enlarged with nearest-neighbour so every class is at least `min_cell_px` pixels; rows and columns are
   in label order (class names in the `val/confusion_matrix` text for at most `max_named_classes` classes);
-- `val_class_acc1/<class name>` scalars (recall of each class), for at most `max_named_classes` classes.
+- `val_class_acc1/<class name>` scalars (recall of each class), for at most `max_named_classes` classes, written by
+  rank 0 straight to the loggers (not `self.log`: they are not in `trainer.callback_metrics`).
 """
 
 from __future__ import annotations
