@@ -5,7 +5,8 @@ Counted with torchmetrics' `MulticlassConfusionMatrix` on the raw weights' logit
 - `val/confusion_matrix` image: row = true class, column = predicted class, each row normalised to 1 (white 0,
   black 1), enlarged with nearest-neighbour so every class is at least `min_cell_px` pixels; rows and columns are
   in label order (class names in the `val/confusion_matrix` text for at most `max_named_classes` classes);
-- `val_class_acc1/<class name>` scalars (recall of each class), for at most `max_named_classes` classes.
+- `val_class_acc1/<class name>` scalars (recall of each class), for at most `max_named_classes` classes, written by
+  rank 0 straight to the loggers (not `self.log`: they are not in `trainer.callback_metrics`).
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ class ConfusionMatrix(Callback):
         counts = self.matrix.compute().float()  # (C, C), all ranks; row = true, column = predicted
         per_class = counts.diag() / counts.sum(dim=1).clamp(min=1)
         names = list(getattr(pl_module, "class_names", None) or range(len(per_class)))
-        if len(per_class) <= self.max_named_classes:
-            pl_module.log_dict({f"val_class_acc1/{names[i]}": per_class[i] for i in range(len(per_class))})
         if not trainer.is_global_zero:
             return
+        if len(per_class) <= self.max_named_classes:
+            # Straight to the loggers: the values are already reduced over all ranks (the matrix syncs), so
+            # self.log would warn under DDP to pass sync_dist=True, which would all-reduce them once more.
+            accuracy = {f"val_class_acc1/{names[i]}": float(v) for i, v in enumerate(per_class.tolist())}
+            for logger in trainer.loggers:
+                logger.log_metrics(accuracy, step=trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/confusion_matrix", matrix_image(counts), trainer.global_step)

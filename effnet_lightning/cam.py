@@ -1,6 +1,7 @@
 """`effnet cam`: Grad-CAM grids that show where each checkpoint looks, for comparing scaled models side by side.
 
     effnet cam --ckpt_path runs/version_0/checkpoints/last.ckpt --ckpt_path runs/version_1/... --images a.jpg b.png
+    effnet cam --ckpt_path A.ckpt --ckpt_path B.ckpt --config configs/cifar_debug.yaml --split val --count 16
 
 writes a PNG grid into `--output` (default: the first checkpoint's run folder, as cam.png, cam_1.png, ...; nothing
 is overwritten): one row per image, one column per checkpoint, a header with each column's run name, and under
@@ -12,6 +13,10 @@ every cell the predicted class and its probability.
   shorter side to resolution / crop_pct with its interpolation, the central square, the datamodule's mean/std.
   On the data it was trained on (32 px CIFAR, or a folder datamodule's eval transform) this is what validation
   does; checkpoints without a `data_config` use timm's ImageNet defaults.
+- Images: files (`--images`), or the first `--count` images of a split (`--split train|val|test`) of the datamodule
+  that the same `--config`/`--data.*` options as `effnet fit` configure (built by EffnetCLI itself, see
+  data_from_config.py). They are the split's raw images, before any augmentation or normalisation, and go through
+  the preprocessing above for every column, so each row is the same image in every column.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -28,39 +33,120 @@ CAPTION_PX = 16  # height of the text strip under each cell and of the header ro
 CHECKPOINTS = "checkpoints"
 
 
+SPLITS = ("train", "val", "test")  # --split: the datamodule's train_dataset(), val_dataset(), test_dataset()
+DEFAULT_COUNT = 16  # --count: images (grid rows) taken from the split
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr and exit 2 (its own print the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="effnet cam", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(
+        prog="effnet cam",
+        description=__doc__.split("\n\n")[0],
+        epilog="With --split, every other option is effnet fit's (--config, --data.*, ...): they pick the datamodule.",
+        allow_abbrev=False,  # an abbreviation must not swallow one of effnet fit's options
+    )
     parser.add_argument("--ckpt_path", action="append", required=True, help="a checkpoint; repeat for columns")
-    parser.add_argument("--images", nargs="+", required=True, help="image files, one grid row each")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", nargs="+", help="image files, one grid row each")
+    source.add_argument("--split", choices=SPLITS, help="take the rows from this split of the configured datamodule")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="with --split: how many images (rows)")
     parser.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA (default) or raw weights")
     parser.add_argument("--output", help="folder for the PNG (default: the first checkpoint's run folder)")
     parser.add_argument("--cell_px", type=int, default=CELL_PX, help="side of one grid cell in pixels")
-    args = parser.parse_args(argv)
+    args, data_args = parser.parse_known_args(argv)
+    if args.images is not None and data_args:
+        parser.error(f"unrecognized arguments: {' '.join(data_args)} (data options need --split, not --images)")
     try:
-        path = write_cam_grid(args.ckpt_path, args.images, args.weights, args.output, args.cell_px)
-    except (ValueError, OSError) as err:
-        print(f"effnet cam: error: {err}", file=sys.stderr)
+        if args.images is not None:
+            pictures = read_images(args.images)
+        else:
+            pictures = split_images(args.split, args.count, data_args)
+        path = write_cam_grid(args.ckpt_path, pictures, args.weights, args.output, args.cell_px)
+    except Exception as err:  # user errors end here in one line; anything else is re-raised with its traceback
+        message = user_error(err)
+        if message is None:
+            raise
+        print(f"effnet cam: error: {message}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0
 
 
-def write_cam_grid(
-    ckpt_paths: list[str], images: list[str], weights: str = "ema", output: str | None = None, cell_px: int = CELL_PX
-) -> Path:
-    """Compute every (image, checkpoint) cell and save the grid; returns the PNG's path."""
-    from PIL import Image
+def user_error(err: Exception) -> str | None:
+    """The one line for an error the user can fix (a parse error, missing data, a bad file), else None."""
+    from jsonargparse import ArgumentError
 
+    from effnet_lightning.cli import USER_ERRORS, _one_line, _parse_error
+    from effnet_lightning.user_errors import DataModuleInitError
+
+    if isinstance(err, ArgumentError):  # a malformed --config or --data.* option
+        return f"{_parse_error(err)} (see 'effnet fit --help' for the data options)"
+    if isinstance(err, (*USER_ERRORS, DataModuleInitError)):
+        return _one_line(str(err))
+    return None
+
+
+def read_images(paths: list[str]) -> list[np.ndarray]:
+    """The image files as (H, W, 3) uint8 RGB arrays."""
     from effnet_lightning.datamodules.image_folder import UNREADABLE, decode_image
 
-    if cell_px < 16:
-        raise ValueError(f"--cell_px must be at least 16, got {cell_px}")
     pictures = []
-    for path in images:
+    for path in paths:
         try:
             pictures.append(decode_image(path))
         except UNREADABLE as err:
             raise ValueError(f"cannot read image {path} ({type(err).__name__}: {err}); pass image files") from err
+    return pictures
+
+
+def split_images(split: str, count: int, data_args: list[str]) -> list[np.ndarray]:
+    """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use."""
+    from effnet_lightning.data_from_config import datamodule_from_args
+    from effnet_lightning.plugins import load_and_report
+
+    if count < 1:
+        raise ValueError(f"--count must be at least 1 image, got {count}")
+    load_and_report()  # datamodule plugins by short class name, as for effnet fit
+    datamodule = datamodule_from_args(data_args)
+    name = type(datamodule).__name__
+    read_split = getattr(datamodule, f"{split}_dataset", None)
+    if read_split is None:
+        raise ValueError(
+            f"{name} has no {split}_dataset(): --split needs an ImageDataModule (datamodules/base.py); pass --images"
+        )
+    samples = read_split()  # (HWC uint8 image, label) before augmentation and normalisation
+    if split == "test" and getattr(datamodule, "test_is_validation", lambda: False)():
+        print(f"effnet cam: {name} has no test split: --split test uses the validation images", file=sys.stderr)
+    if count > len(samples):
+        raise ValueError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
+    return [as_rgb(samples[i][0]) for i in range(count)]
+
+
+def as_rgb(image: Any) -> np.ndarray:
+    """A dataset's image (HWC or HW array, or PIL image) as (H, W, 3) uint8."""
+    array = np.asarray(image, dtype=np.uint8)
+    return np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
+
+
+def write_cam_grid(
+    ckpt_paths: list[str],
+    pictures: list[np.ndarray],
+    weights: str = "ema",
+    output: str | None = None,
+    cell_px: int = CELL_PX,
+) -> Path:
+    """Compute every (image, checkpoint) cell and save the grid; returns the PNG's path."""
+    from PIL import Image
+
+    if cell_px < 16:
+        raise ValueError(f"--cell_px must be at least 16, got {cell_px}")
     columns = []
     for ckpt in ckpt_paths:
         network, class_names, data_config = load_network(ckpt, weights)

@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import os
 import pickle
+import random
 import sys
 import zipfile
 from pathlib import Path
@@ -60,6 +62,7 @@ from effnet_lightning.user_errors import RecordDataModuleInit, check_config, che
 
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+MAX_SEED = 2**32 - 1  # numpy's seed range, as Lightning's seed_everything checks it
 EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 DATA_HELP = (
@@ -173,6 +176,8 @@ class EffnetCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else None
         if config is None:
             return
+        if config.get("seed_everything") is True:
+            config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0 ("No seed found")
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
         if not config.get("ckpt_path"):
@@ -265,6 +270,20 @@ class EffnetCLI(LightningCLI):
         if extra:
             kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
         return super().instantiate_trainer(**kwargs)
+
+
+def drawn_seed() -> int:
+    """The seed of a run configured with `seed_everything: true`: a random one, or the one all ranks agree on.
+
+    Lightning 2.6's `seed_everything()` without a seed draws none: it takes PL_GLOBAL_SEED (which rank 0's
+    `seed_everything(seed)` exports to the DDP ranks it launches), else 0 with the warning "No seed found". Ranks
+    started together by torchrun or SLURM cannot share a drawn seed, so they keep Lightning's 0, given explicitly."""
+    inherited = os.environ.get("PL_GLOBAL_SEED")
+    if inherited is not None:
+        return int(inherited)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return 0
+    return random.SystemRandom().randint(0, MAX_SEED)
 
 
 def load_checkpoint(path: str, trusted: bool = False) -> dict[str, Any]:

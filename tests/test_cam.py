@@ -63,3 +63,49 @@ def test_cam_unreadable_image_is_one_line(two_checkpoints, tmp_path, capfd) -> N
     assert done.returncode == 2
     assert done.stderr.startswith(f"effnet cam: error: cannot read image {bad}") and done.stderr.count("\n") == 1
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_cam_grid_from_the_validation_split(two_checkpoints, cifar10_module, tmp_path, capfd) -> None:
+    """`--split val --count 4` with fit's own data options: 4 rows, 2 columns, and each row is the split's raw image
+    preprocessed as `--images` does it (the same grid as the 4 images saved losslessly and passed as files)."""
+    from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+
+    ckpts = [f"--ckpt_path={p}" for p in two_checkpoints]
+    data = debug_args(cifar10_module, tmp_path / "runs")  # the options the checkpoints were trained with
+    split = tmp_path / "split"
+    done = effnet(
+        capfd, "cam", *ckpts, *data, "--split", "val", "--count", "4", f"--output={split}", f"--cell_px={CELL}"
+    )
+    assert done.returncode == 0, done.stderr
+    grid = np.asarray(Image.open(split / "cam.png"))
+    assert grid.shape == (CAPTION + 4 * (CELL + CAPTION), 2 * CELL, 3)
+    assert not (tmp_path / "runs").exists()  # reading the data makes no run folder
+
+    val = CIFAR10DataModule(str(cifar10_module), val_size=100).val_dataset()  # debug_args' split
+    (tmp_path / "files").mkdir()
+    files = [tmp_path / "files" / f"{i}.png" for i in range(4)]
+    for i, path in enumerate(files):
+        Image.fromarray(val[i][0]).save(path)
+    done = effnet(capfd, "cam", *ckpts, "--images", *map(str, files), f"--output={tmp_path}", f"--cell_px={CELL}")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cam.png")), grid)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--split", "val", "--count", "0"], "effnet cam: error: --count must be at least 1 image, got 0"),
+        (["--split", "val", "--count", "101"], "effnet cam: error: --count 101 is more than the 100 images"),
+        (["--split", "val", "--images", "a.png"], "effnet cam: error: argument --images: not allowed with"),
+        (["--split", "val", "--data.init_args.data_dir=MISSING"], "effnet cam: error: CIFAR-10 not found in"),
+        (["--split", "valid"], "effnet cam: error: argument --split: invalid choice: 'valid'"),
+    ],
+)
+def test_cam_split_errors_are_one_line(two_checkpoints, cifar10_module, tmp_path, capfd, options, expected) -> None:
+    data = debug_args(cifar10_module, tmp_path / "runs")  # val_size 100
+    data = [a.replace("MISSING", str(tmp_path / "none")) for a in [*data, *options]]
+    done = effnet(capfd, "cam", f"--ckpt_path={two_checkpoints[0]}", *data, f"--output={tmp_path}")
+    assert done.returncode == 2
+    assert done.stderr.startswith(expected), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.png"))
