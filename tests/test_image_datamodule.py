@@ -104,3 +104,17 @@ def test_a_plugins_mean_and_std_reach_the_batch_and_the_data_config() -> None:
         torch.testing.assert_close(x[0, :, 0, 0], expected)
         config = eval_data_config(dm, 32)
         assert config["mean"] == pytest.approx(list(mean)) and config["std"] == pytest.approx(list(std))
+
+
+def test_pad_random_crop_shifts_small_images_at_their_size() -> None:
+    """The small-image augmentation the guide recommends: a shift of at most `pad` px, a flip only if asked."""
+    from effnet_lightning.datamodules.transforms import pad_random_crop
+
+    image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(pad_random_crop(8, pad=0, hflip=0.0)(image=image)["image"], image)
+    assert np.array_equal(pad_random_crop(8, pad=0, hflip=1.0)(image=image)["image"], image[:, ::-1])
+    padded = np.pad(image, ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    windows = {padded[y : y + 8, x : x + 8].tobytes() for y in range(5) for x in range(5)}
+    outputs = [pad_random_crop(8, pad=2, hflip=0.0)(image=image)["image"] for _ in range(20)]
+    assert all(out.shape == (8, 8, 3) and out.tobytes() in windows for out in outputs)
+    assert len({out.tobytes() for out in outputs}) > 1
