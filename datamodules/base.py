@@ -10,6 +10,7 @@ normalizes it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -139,11 +140,13 @@ class ImageDataModule(LightningDataModule):
         if stage in ("test", "predict"):
             self.test_set = TransformedDataset(self.test_dataset(), self.eval_transform())
             if self.test_is_validation():
-                command = "predict" if stage == "predict" else "test"  # Lightning passes a str enum
-                rank_zero_warn(
-                    f"{type(self).__name__} has no test split: {command} uses the validation images (results are "
-                    "still named test/*). Add a test split (test_dataset(), or a test/ folder) to evaluate on "
-                    "unseen images."
+                # Lightning passes a str enum; test's metrics keep their test/* names (the EMA callback's too)
+                what = "test/* are the validation images' numbers"
+                if stage == "predict":
+                    what = "predict uses the validation images"
+                _note(
+                    f"{type(self).__name__} has no test split: {what}; add test_dataset() (or a test/ folder) to "
+                    "evaluate on unseen images"
                 )
 
     def train_dataloader(self) -> DataLoader:
@@ -215,6 +218,12 @@ class ImageDataModule(LightningDataModule):
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255  # 0-1 scale -> 0-255
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255
         return (x - mean) / std
+
+
+@rank_zero_only
+def _note(message: str) -> None:
+    """One line on stderr (a Python warning would add the source line under it), once per run, not per rank."""
+    print(f"effnet: note: {message}", file=sys.stderr, flush=True)
 
 
 class TransformedDataset(Dataset):

@@ -1,4 +1,5 @@
-"""timm's ImageNet pipelines in albumentations, for datasets of photos of any size (ImageFolder, ImageNet).
+"""Training and eval transforms in albumentations: timm's ImageNet pipelines for photos of any size (ImageFolder,
+ImageNet), and pad-and-crop for small images that all share one size (CIFAR-style).
 
 Train: a random crop covering 8-100% of the image area with aspect ratio 3/4-4/3, resized to the model's
 resolution, then a horizontal flip (timm `transforms_imagenet_train`, Inception-style). Eval: the shorter side
@@ -6,6 +7,10 @@ resized to floor(resolution / crop_pct), then the central resolution x resolutio
 `transforms_imagenet_eval`). crop_pct defaults to TF's eval crop, resolution / (resolution + 32)
 (tensorflow/tpu efficientnet preprocessing.py, CROP_PADDING = 32): 224 px reads a 256 px resize, 600 px a
 632 px one. Both deliver the model's resolution, so the per-batch resize in base.py has nothing to do.
+
+Small images (e.g. 8-64 px digits, icons, CIFAR): the Inception crop keeps as little as 8% of the image and
+flips it, which on 8x8 digits cost 0.99 -> 0.38 top-1. `pad_random_crop` shifts the image by up to `pad` px
+instead (reflected border) at its stored size; the model's resolution is then reached by the per-batch resize.
 
 Shrinking uses OpenCV's INTER_AREA (it averages, so it does not alias); enlarging uses the chosen
 interpolation. That is what PIL's antialiased bicubic resize, which timm uses, amounts to.
@@ -69,5 +74,17 @@ def resize_center_crop(
                 area_for_downscale=shrink,
             ),
             A.CenterCrop(height=resolution, width=resolution),
+        ]
+    )
+
+
+def pad_random_crop(size: int, pad: int = 4, hflip: float = 0.5) -> A.Compose:
+    """Training for small images of one size: pad `pad` px per side (reflected), a random size x size crop, a flip
+    with probability hflip (0 where left and right matter: digits, text). The CIFAR recipe (pad 4 at 32 px)."""
+    return A.Compose(
+        [
+            A.Pad(padding=pad, border_mode=cv2.BORDER_REFLECT_101),  # numpy/torchvision "reflect"
+            A.RandomCrop(height=size, width=size),
+            A.HorizontalFlip(p=hflip),
         ]
     )
