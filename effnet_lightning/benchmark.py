@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
@@ -42,6 +43,7 @@ from torch import nn
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs
+from effnet_lightning.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.memory import check_size, human_bytes, saved_activation_bytes
 from effnet_lightning.model import TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.precision import resolve_precision
@@ -167,7 +169,8 @@ class BareLoop:
         x = to_model_input(self.images, self.resolution).contiguous(memory_format=self.memory_format)
         with torch.autocast(**self.autocast):
             loss = F.cross_entropy(self.model(x), self.targets, label_smoothing=LABEL_SMOOTHING)
-        self.scaler.scale(loss).backward()
+        with batchnorm_statistics_frozen(self.model) if self.setting.grad_checkpointing else nullcontext():
+            self.scaler.scale(loss).backward()  # as EfficientNetModule.backward
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
