@@ -11,7 +11,14 @@ older checkpoint, so a run folder that was moved keeps one last.ckpt at its new 
 Nothing non-finite is ever written: the weights and buffers are checked right before each write (all ranks
 agree), and a diverged state raises `NonFiniteStateError` with last.ckpt left at the last good step.
 On start it removes `.last.ckpt.tmp-PID` files that a kill -9 during a write left behind.
-Best-k checkpoints are a stock `ModelCheckpoint` (the CLI's `best:` section).
+Best-k checkpoints are a stock `ModelCheckpoint` (the CLI's `checkpoint:` section).
+
+last.ckpt also carries the ModelCheckpoint's best-k state, so a resumed run knows which files are its best. That
+state must include the validation just run: this is a Lightning `Checkpoint`, which Lightning runs after the other
+callbacks and in the order given among checkpoint callbacks (it must come after the ModelCheckpoints: checked in
+setup), and ModelCheckpoint decides either in on_validation_end or, with validation once per epoch, in
+on_train_epoch_end. When a ModelCheckpoint's best files changed after last.ckpt was written at the same step,
+last.ckpt is written again (at most once more per validation, only when a new best-k file appeared).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
@@ -35,7 +42,7 @@ LAST = "last.ckpt"
 CHECKPOINTS = "checkpoints"  # the folder inside the run folder, as for Lightning's ModelCheckpoint
 
 
-class LastCheckpoint(Callback):
+class LastCheckpoint(Checkpoint):
     """Keeps `<run>/checkpoints/last.ckpt` current (steps, minutes, validation, end of training, signals).
 
     Args:
@@ -67,6 +74,7 @@ class LastCheckpoint(Callback):
         self.check_every_n_steps = check_every_n_steps
         self.path: Path | None = None  # set in setup from the run folder of this process
         self.saved_step = -1  # the step last.ckpt holds (-1: none written by this run yet)
+        self.saved_best_k: list[tuple[str, list[str]]] = []  # the best-k files last.ckpt knows (best_k_files)
         self._saved_at = time.monotonic()
         self._installed_signals: dict[int, object] | None = None
 
@@ -74,6 +82,12 @@ class LastCheckpoint(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        checkpoints = trainer.checkpoint_callbacks
+        if any(isinstance(c, ModelCheckpoint) for c in checkpoints[checkpoints.index(self) + 1 :]):
+            raise ValueError(
+                "LastCheckpoint must come after every ModelCheckpoint in the Trainer's callbacks, so that last.ckpt "
+                "holds their best-k state of the validation just run: move it to the end of the list."
+            )
         self.path = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS / LAST
         if trainer.is_global_zero:
             remove_stale_temporaries(self.path.parent)
@@ -89,6 +103,7 @@ class LastCheckpoint(Callback):
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.saved_step = trainer.global_step if trainer.ckpt_path else -1  # a resumed run: last.ckpt holds it
+        self.saved_best_k = self.best_k_files(trainer)  # as restored from the checkpoint (none for a new run)
         self._saved_at = time.monotonic()
         if self.on_signal and not signals.installed():
             # A hand-built Trainer (outside `effnet`): install here, after Lightning registered its own handlers,
@@ -128,6 +143,12 @@ class LastCheckpoint(Callback):
             self.save(trainer, pl_module)
 
     @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """With validation once per epoch, ModelCheckpoint picks its best-k files here, after on_validation_end."""
+        if self.on_validation and self.saved_step == trainer.global_step:
+            self.save(trainer, pl_module)  # writes only if a new best-k file appeared since
+
+    @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """Lightning's own SIGTERM path (its handler raises SIGTERMException at the next batch)."""
         try:
@@ -138,10 +159,20 @@ class LastCheckpoint(Callback):
         finally:
             self._restore_signals()
 
+    @staticmethod
+    def best_k_files(trainer: pl.Trainer) -> list[tuple[str, list[str]]]:
+        """Each ModelCheckpoint's best file and best-k files, from their public attributes."""
+        checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        return [(c.best_model_path, sorted(c.best_k_models)) for c in checkpoints]
+
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Write last.ckpt at this step, if it does not hold this step yet (only while fitting)."""
+        """Write last.ckpt at this step, if it does not hold this step and these best-k files yet (only while
+        fitting)."""
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
-        if not fitting or self.path is None or trainer.global_step in (0, self.saved_step):
+        if not fitting or self.path is None or trainer.global_step == 0:
+            return
+        best_k = self.best_k_files(trainer)
+        if trainer.global_step == self.saved_step and best_k == self.saved_best_k:
             return
         state = pl_module.state_dict()
         if not trainer.strategy.reduce_boolean_decision(bool(all_finite(state)), all=True):
@@ -152,7 +183,7 @@ class LastCheckpoint(Callback):
                 "from it with --ckpt_path, or raise the warm-up."
             )
         trainer.save_checkpoint(self.path)
-        self.saved_step = trainer.global_step
+        self.saved_step, self.saved_best_k = trainer.global_step, best_k
         self._saved_at = time.monotonic()
 
     def describe_last(self) -> str:

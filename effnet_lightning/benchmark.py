@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,8 @@ from torch import nn
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs
-from effnet_lightning.memory import check_size, human_bytes, saved_activation_bytes
+from effnet_lightning.grad_checkpointing import batchnorm_statistics_frozen
+from effnet_lightning.memory import available_memory_bytes, check_size, estimate, human_bytes, saved_activation_bytes
 from effnet_lightning.model import TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.precision import resolve_precision
 from effnet_lightning.tables import OneLineParser, csv_table, positive, real, text_table, variant
@@ -51,6 +53,10 @@ EMA_DECAY = 0.9999  # paper
 LABEL_SMOOTHING = 0.1  # paper §5.2
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward ~ 3x the forward FLOPs (Kaplan et al. 2020, arXiv 2001.08361)
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # Lightning precision -> autocast dtype
+# Real peak / memory.py's estimate, measured here: CPU peak RSS over the RSS before the run, B0 at 224 px, fp32,
+# batch 8 1.37x and batch 32 1.26x (allocator slack, backward's temporaries, the benchmark's own copies).
+MEMORY_HEADROOM = 1.4
+MIXED_ACTIVATION_FACTOR = 0.5  # under bf16/fp16 autocast the saved activations are mostly 2 bytes, not fp32's 4
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class Result:
     framework_img_s: float | None = None  # --vs-bare: Lightning Trainer + module + recipe callbacks + datamodule
     bare_img_s: float | None = None  # --vs-bare: the bare loop, steps alternating with the framework's
     overhead: float | None = None  # framework median step time / bare median step time
+    skipped: str = ""  # why this configuration was not run (memory_shortfall); its measurements are then None
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,8 @@ class BareLoop:
         x = to_model_input(self.images, self.resolution).contiguous(memory_format=self.memory_format)
         with torch.autocast(**self.autocast):
             loss = F.cross_entropy(self.model(x), self.targets, label_smoothing=LABEL_SMOOTHING)
-        self.scaler.scale(loss).backward()
+        with batchnorm_statistics_frozen(self.model) if self.setting.grad_checkpointing else nullcontext():
+            self.scaler.scale(loss).backward()  # as EfficientNetModule.backward
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -343,6 +351,43 @@ def run(spec: sc.ScalingSpec, setting: Setting, vs_bare: bool = False) -> Result
     )
 
 
+def memory_shortfall(
+    spec: sc.ScalingSpec, setting: Setting, vs_bare: bool, available: Callable[[torch.device], int]
+) -> str:
+    """Why `spec` would not fit in the memory `available` on the device now ("" when it fits): memory.py's
+    estimate (meta device, nothing allocated) of weights, gradients, optimizer, EMA and saved activations, times
+    MEMORY_HEADROOM. A configuration that does not fit is never started: on a CPU the kernel's OOM killer would
+    end the whole benchmark (B6 at batch 4 was killed at 21.6 GB, BENCHMARKS.md)."""
+    result = estimate(spec.resolve(), setting.num_classes)
+    activations = result.training_bytes(setting.batch_size, setting.grad_checkpointing) - result.state_bytes
+    if setting.precision in AUTOCAST:
+        activations = int(activations * MIXED_ACTIVATION_FACTOR)
+    copies = 2 if vs_bare else 1  # --vs-bare holds the framework's model, optimizer and EMA beside the bare loop's
+    needed = int(MEMORY_HEADROOM * (copies * result.state_bytes + activations))
+    free = available(torch.device(setting.device))
+    return "" if needed <= free else f"needs ~{human_bytes(needed)}, {human_bytes(free)} available"
+
+
+def skipped_result(spec: sc.ScalingSpec, setting: Setting, reason: str) -> Result:
+    """The row of a configuration that was not run: its setting and the reason, no measurements."""
+    scaling = spec.resolve()
+    unmeasured = {f.name: None for f in fields(Result)}
+    return Result(
+        **unmeasured
+        | dict(
+            name=scaling.name,
+            resolution=scaling.resolution,
+            batch_size=setting.batch_size,
+            device=str(torch.device(setting.device)),
+            precision=setting.precision,
+            channels_last=setting.channels_last,
+            compile=setting.compile,
+            grad_checkpointing=setting.grad_checkpointing,
+            skipped=reason,
+        )
+    )
+
+
 def format_text(results: Sequence[Result]) -> str:
     header = (
         f"{'name':<16} {'res':>4} {'batch':>5} {'precision':<10} {'train img/s (min-max)':>24} "
@@ -361,6 +406,8 @@ def format_text(results: Sequence[Result]) -> str:
 
 def _result_lines(r: Result) -> str:
     """The result's row, and under it the framework-vs-bare line when that was measured."""
+    if r.skipped:
+        return f"{r.name:<16} {r.resolution:>4} {r.batch_size:>5} {r.precision:<10} skipped: {r.skipped}"
     line = (
         f"{r.name:<16} {r.resolution:>4} {r.batch_size:>5} {r.precision:<10} "
         f"{f'{r.train_img_s:.1f} ({r.train_min:.1f}-{r.train_max:.1f})':>24} "
@@ -432,7 +479,8 @@ def build_parser(prog: str = "effnet benchmark") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], available_memory: Callable[[torch.device], int] = available_memory_bytes) -> int:
+    """`effnet benchmark`; `available_memory(device)` says how many bytes a configuration may use now."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -471,11 +519,22 @@ def main(argv: Sequence[str]) -> int:
         num_classes=args.num_classes,
     )
     try:
-        results = [run(spec, setting, vs_bare=args.vs_bare) for spec in specs]
+        results = []
+        for spec in specs:  # checked right before each run: the previous one's memory is free again
+            reason = memory_shortfall(spec, setting, args.vs_bare, available_memory)
+            results.append(skipped_result(spec, setting, reason) if reason else run(spec, setting, args.vs_bare))
     except torch.OutOfMemoryError:
         print(
             f"effnet benchmark: error: out of device memory at batch {setting.batch_size}; lower --batch-size or "
             "add --grad-checkpointing (effnet scale shows the memory per image)",
+            file=sys.stderr,
+        )
+        return 2
+    if all(r.skipped for r in results):
+        reasons = "; ".join(f"{r.name} at {r.resolution} px, batch {r.batch_size} {r.skipped}" for r in results)
+        print(
+            f"effnet benchmark: error: {reasons} (memory estimate, effnet_lightning/memory.py): lower --batch-size, "
+            "add --grad-checkpointing or choose a smaller model",
             file=sys.stderr,
         )
         return 2

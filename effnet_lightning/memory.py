@@ -296,3 +296,30 @@ def device_memory_bytes(accelerator: str = "auto") -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # POSIX
     except (ValueError, OSError, AttributeError):  # no sysconf (Windows): the arithmetic limit only
         return LARGEST_DEVICE_BYTES
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """The memory a new allocation on `device` can get now. CUDA: the driver's free memory plus what torch's
+    caching allocator holds unused (`mem_get_info`, `memory_reserved - memory_allocated`). CPU: the kernel's
+    MemAvailable (psutil when installed, else /proc/meminfo), else free pages (POSIX sysconf), else the arithmetic
+    limit."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        import psutil  # optional: not a dependency of this project
+    except ImportError:
+        pass
+    else:
+        return psutil.virtual_memory().available
+    try:
+        with open("/proc/meminfo") as meminfo:  # Linux: "MemAvailable:   12345678 kB"
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")  # free pages: less than MemAvailable
+    except (ValueError, OSError, AttributeError):
+        return LARGEST_DEVICE_BYTES

@@ -8,7 +8,8 @@ scheduler then sets it before every optimizer update (the paper's warm-up and de
 
 from __future__ import annotations
 
-from typing import Literal
+from contextlib import nullcontext
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -21,6 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.flops import count_macs
+from effnet_lightning.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
 from effnet_lightning.model import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 
@@ -215,6 +217,12 @@ class EfficientNetModule(pl.LightningModule):
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the LR of this update, a host float: no sync
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
         return loss
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """With gradient checkpointing, backward re-runs each block's forward: BatchNorm's running statistics must
+        not count the batch a second time (grad_checkpointing.py)."""
+        with batchnorm_statistics_frozen(self.model) if self.model.grad_checkpointing else nullcontext():
+            super().backward(loss, *args, **kwargs)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection) -> torch.Tensor:
         images, targets = batch

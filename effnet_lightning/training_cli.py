@@ -133,8 +133,8 @@ class EffnetCLI(LightningCLI):
         parser.groups["data"].title = DATA_HELP
         parser.link_arguments("model.scaling", "data.init_args.resolution", resolution_of)
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.add_lightning_class_args(LastCheckpoint, "last")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")  # best-k, stock
+        parser.add_lightning_class_args(LastCheckpoint, "last")  # after it: last.ckpt has its latest best-k state
         parser.add_lightning_class_args(NonFiniteLoss, "nonfinite")
         parser.set_defaults(
             {

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
 from effnet_run import debug_args, effnet
+from torch.utils.data import DataLoader, TensorDataset
 
 from effnet_lightning import scaling as sc
 from effnet_lightning.memory import saved_activation_bytes
@@ -36,6 +38,47 @@ def test_grad_checkpointing_leaves_gradients_equal_and_saves_activations() -> No
     for plain, checkpointed in zip(*grads, strict=True):
         torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
     assert saved[1] * 4 <= saved[0]  # the option reaches the network: at least 4x fewer bytes kept for backward
+
+
+class RandomBatches(pl.LightningDataModule):
+    """Four float batches of 32 px images made up in memory: all a Trainer needs to take optimizer steps."""
+
+    batch_size = 8
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(4 * self.batch_size, 3, 32, 32, generator=generator)
+        targets = torch.randint(0, 10, (len(images),), generator=generator)
+        return DataLoader(TensorDataset(images, targets), batch_size=self.batch_size)
+
+
+def _batchnorm_statistics(steps: int, grad_checkpointing: bool, tmp_path: Path) -> dict[str, torch.Tensor]:
+    """running_mean, running_var and num_batches_tracked of every BatchNorm after `steps` real Trainer steps."""
+    module = _module(grad_checkpointing=grad_checkpointing)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=RandomBatches())
+    statistics = ("running_mean", "running_var", "num_batches_tracked")
+    return {k: v for k, v in module.model.state_dict().items() if k.endswith(statistics)}
+
+
+def test_grad_checkpointing_counts_each_batch_once_in_batchnorm_statistics(tmp_path: Path) -> None:
+    """Backward re-runs every checkpointed block in train mode; BatchNorm must not update its statistics then."""
+    plain, checkpointed = (_batchnorm_statistics(3, on, tmp_path / str(on)) for on in (False, True))
+    assert plain.keys() == checkpointed.keys() and len(plain) > 3 * 10  # every BN of the network, blocks included
+    for name, value in checkpointed.items():
+        if name.endswith("num_batches_tracked"):
+            assert value.item() == plain[name].item() == 3, name
+        else:  # one momentum step per batch: the same statistics as without checkpointing
+            torch.testing.assert_close(value, plain[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def _last(runs: Path) -> dict:
