@@ -235,7 +235,6 @@ def activation_bytes_per_image(model: nn.Module, resolution: int, grad_checkpoin
     return (four - two) // 2, largest
 
 
-@functools.lru_cache(maxsize=ESTIMATES_KEPT)
 def estimate(
     scaling: sc.Scaling,
     num_classes: int = 1000,
@@ -243,11 +242,17 @@ def estimate(
 ) -> MemoryEstimate:
     """Parameter, gradient, optimizer, EMA and per-image activation bytes of `scaling` at its resolution (fp32).
 
-    `check_size` runs first, so an absurd size is refused before anything is built. Cached per process (the
-    arguments are frozen values; a refusal is not cached): the four meta-device forward passes cost about 0.6 s of
-    CPU (phi -4 at 32 px, 2 cores), paid again at every `fit` of a study or a test session otherwise.
+    `check_size` runs first, so an absurd size is refused before anything is built.
     """
     check_size(scaling, num_classes, limit_bytes)
+    return _counted(scaling, num_classes)
+
+
+@functools.lru_cache(maxsize=ESTIMATES_KEPT)
+def _counted(scaling: sc.Scaling, num_classes: int) -> MemoryEstimate:
+    """`estimate` after its size check, cached per process (the arguments are frozen values): the four meta-device
+    forward passes cost about 0.6 s of CPU (phi -4 at 32 px, 2 cores), paid again at every `fit` of a study or a
+    test session, and by `effnet scale` and the study's table for the same arms, otherwise."""
     with torch.device("meta"):
         model = create_model(scaling, num_classes=num_classes)
     params = sum(p.numel() for p in model.parameters())

@@ -129,5 +129,6 @@ def test_estimate_is_computed_once_per_scaling(monkeypatch):
     first = memory.estimate(scaling, 10)
     monkeypatch.setattr(memory, "activation_bytes_per_image", None)  # a second count would raise TypeError
     assert memory.estimate(scaling, 10) is first
+    assert memory.estimate(scaling, 10, limit_bytes=10**12) is first  # the size check's limit: the same count
     with pytest.raises(TypeError):
         memory.estimate(sc.ScalingSpec(phi=-4, resolution=40).resolve(), 10)
