@@ -121,3 +121,14 @@ def test_check_fits_refuses_a_batch_over_the_budget_with_advice():
         memory.check_fits(spec, batch_size=64, limit_bytes=2 * 10**9)
     with pytest.raises(ValueError, match="choose a smaller model or resolution"):
         memory.check_fits(spec, batch_size=1, limit_bytes=110 * 10**6)  # state 106 MB fits
+
+
+def test_estimate_is_computed_once_per_scaling(monkeypatch):
+    """Every `fit` estimates before building; the same scaling again (a study's arms, a resume) reuses it."""
+    scaling = sc.ScalingSpec(phi=-4, resolution=32).resolve()
+    first = memory.estimate(scaling, 10)
+    monkeypatch.setattr(memory, "activation_bytes_per_image", None)  # a second count would raise TypeError
+    assert memory.estimate(scaling, 10) is first
+    assert memory.estimate(scaling, 10, limit_bytes=10**12) is first  # the size check's limit: the same count
+    with pytest.raises(TypeError):
+        memory.estimate(sc.ScalingSpec(phi=-4, resolution=40).resolve(), 10)
