@@ -182,7 +182,7 @@ class LastCheckpoint(Checkpoint):
                 f"{', '.join(bad[:3])}); {self.describe_last()} Lower the learning rate (--model.lr) and resume "
                 "from it with --ckpt_path, or raise the warm-up."
             )
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the whole state, said explicitly
         self.saved_step, self.saved_best_k = trainer.global_step, best_k
         self._saved_at = time.monotonic()
 

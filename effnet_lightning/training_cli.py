@@ -171,7 +171,7 @@ class EffnetCLI(LightningCLI):
         if args is None or isinstance(args, list):  # a dict or Namespace was built in Python: nothing to read
             check_data_class(sys.argv[1:] if args is None else args)  # before jsonargparse resolves `data:`
         super().parse_arguments(parser, args)
-        self.resume_run = self.evaluated_run = None
+        self.resume_run = self.evaluated_run = self.best_k_dirpath = None
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         if config is None:
@@ -189,6 +189,7 @@ class EffnetCLI(LightningCLI):
         checkpoint = load_checkpoint(path, trusted=config.get("weights_only") is False)
         self.resume_run = run if subcommand == "fit" else None
         self.evaluated_run = run if subcommand != "fit" else None
+        self.best_k_dirpath = _best_k_dirpath(checkpoint)
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
         if differing:
@@ -237,8 +238,10 @@ class EffnetCLI(LightningCLI):
             self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
             self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
             best_k = config.get("checkpoint")
-            if best_k is not None and best_k.get("dirpath") is None:  # the folder its state was saved from: it
-                best_k.dirpath = str(self.evaluated_run / "checkpoints")  # reloads without "dirpath has changed"
+            if best_k is not None and best_k.get("dirpath") is None:  # the folder its state was saved from, as
+                # it was written then (relative or not): it reloads without "dirpath has changed"; evaluation runs
+                # write no checkpoint into it
+                best_k.dirpath = self.best_k_dirpath or str(self.evaluated_run / "checkpoints")
         elif rank_zero_only.rank == 0:
             self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)
@@ -248,6 +251,9 @@ class EffnetCLI(LightningCLI):
         logger.init_args.version = self.run_dir.name
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
             self.run_lock = RunLock(self.run_dir).acquire()
+            best_k = config.get("checkpoint")
+            if best_k is not None and best_k.get("dirpath") is None:  # stored as ModelCheckpoint will compare it on
+                best_k.dirpath = str((self.run_dir / "checkpoints").resolve())  # reload: absolute (it realpaths)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer additions above: checkpoint_io as a plugin, the callbacks appended after the user's."""
@@ -284,6 +290,14 @@ def drawn_seed() -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         return 0
     return random.SystemRandom().randint(0, MAX_SEED)
+
+
+def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:
+    """The folder a ModelCheckpoint saved into, from its `state_dict()` in the checkpoint's callback states."""
+    for state in checkpoint.get("callbacks", {}).values():
+        if isinstance(state, dict) and "best_k_models" in state and isinstance(state.get("dirpath"), str):
+            return state["dirpath"]
+    return None
 
 
 def load_checkpoint(path: str, trusted: bool = False) -> dict[str, Any]:

@@ -19,16 +19,19 @@ UNACTIONABLE = (  # what each warning says, to name it in a failure (the code ne
 )
 
 
-def test_fit_and_validate_raise_no_unactionable_warning(cifar10_root: Path, tmp_path: Path) -> None:
+def test_fit_and_validate_raise_no_unactionable_warning(
+    cifar10_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative run folder, as configs give it: ModelCheckpoint realpaths its dirpath
     args = debug_args(
-        cifar10_root, tmp_path / "runs", "--seed_everything=true", "--trainer.max_epochs=1",
+        cifar10_root, Path("runs"), "--seed_everything=true", "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--model.scaling.phi=-4",
     )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["fit", *args]) == 0
         run = tmp_path / "runs" / "version_0"
-        assert main(["validate", *args, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]) == 0
+        assert main(["validate", *args, "--ckpt_path=runs/version_0"]) == 0
     messages = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught]
     assert not [m for m in messages if any(text in m for text in UNACTIONABLE)], messages
     seed = yaml.safe_load((run / "config.yaml").read_text())["seed_everything"]

@@ -186,5 +186,5 @@ def test_guide_example_runs_as_written(example, project, monkeypatch, capfd) -> 
         assert f"{datamodules_package.__name__}.my_data" in sys.modules  # found in datamodules/ by its short name
         assert not list(project.glob("runs/**/*.ckpt"))  # fast_dev_run: one batch, no checkpoint
     if "../my_package" in example:
-        listed = r"NpzImages\s+my_package\.my_data\.NpzImages\s+\[entry point npz_images \(my-package\)\]"
+        listed = r"NpzImages\s+.+\n\s+\[entry point npz_images \(my-package\): my_package\.my_data\.NpzImages\]"
         assert re.search(listed, joined), joined
