@@ -237,11 +237,6 @@ class EffnetCLI(LightningCLI):
         elif rank_zero_only.rank == 0 and self.evaluated_run is not None:  # results beside the run they judge
             self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
             self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
-            best_k = config.get("checkpoint")
-            if best_k is not None and best_k.get("dirpath") is None:  # the folder its state was saved from, as
-                # it was written then (relative or not): it reloads without "dirpath has changed"; evaluation runs
-                # write no checkpoint into it
-                best_k.dirpath = self.best_k_dirpath or str(self.evaluated_run / "checkpoints")
         elif rank_zero_only.rank == 0:
             self._new_root = not Path(config.trainer.default_root_dir).exists()
             self.run_dir = create_run_dir(config.trainer.default_root_dir)
@@ -251,9 +246,6 @@ class EffnetCLI(LightningCLI):
         logger.init_args.version = self.run_dir.name
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
             self.run_lock = RunLock(self.run_dir).acquire()
-            best_k = config.get("checkpoint")
-            if best_k is not None and best_k.get("dirpath") is None:  # stored as ModelCheckpoint will compare it on
-                best_k.dirpath = str((self.run_dir / "checkpoints").resolve())  # reload: absolute (it realpaths)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer additions above: checkpoint_io as a plugin, the callbacks appended after the user's."""
@@ -263,6 +255,7 @@ class EffnetCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, list) else [plugins]
         if config["checkpoint_io"] is not None and not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, config["checkpoint_io"]]
+        self._place_best_k(config.get("checkpoint"))
         extra: list[Callback] = []
         user_callbacks = trainer.get("callbacks") or []
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
@@ -276,6 +269,21 @@ class EffnetCLI(LightningCLI):
         if extra:
             kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
         return super().instantiate_trainer(**kwargs)
+
+    def _place_best_k(self, best_k: Any) -> None:
+        """The best-k folder as ModelCheckpoint compares it when its state is reloaded: realpath'd, as it stores a
+        dirpath given to it. A fit in a relative run folder would otherwise store a relative one, and validate/test/
+        predict warn "dirpath has changed" and drop the best-k state. Evaluation gets the folder its checkpoint
+        recorded, wherever that file lies now (it writes no checkpoint there). Set on the instance, not in the config: config.yaml keeps `null`,
+        so a moved run folder still resumes into its new place. Rank 0 only; setup broadcasts it to the others."""
+        if not isinstance(best_k, ModelCheckpoint) or best_k.dirpath is not None or self.run_dir is None:
+            return
+        if self.subcommand == "fit":
+            best_k.dirpath = os.path.realpath(self.run_dir / "checkpoints")
+        elif self.best_k_dirpath is not None:
+            best_k.dirpath = self.best_k_dirpath
+        elif self.evaluated_run is not None:
+            best_k.dirpath = os.path.realpath(self.evaluated_run / "checkpoints")
 
 
 def drawn_seed() -> int:
