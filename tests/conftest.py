@@ -64,3 +64,21 @@ def cifar10_env(tmp_path: Path, cifar10_md5s: dict[str, str]) -> dict[str, str]:
     folder = write_sitecustomize(tmp_path / "sitecustomize", cifar10_md5s).parent
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path}
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short debug fit (φ = -4, 1 epoch of 15 steps) for the tests that only read a trained run: a fit costs
+    about 5 s, and each module fitted its own. Tests that write into a run folder copy it first (shutil.copytree,
+    `ignore=shutil.ignore_patterns("eval")`). Its data (seed 0) is byte-identical to every other stand-in write."""
+    from effnet_run import debug_args
+
+    from effnet_lightning.cli import main
+
+    root = tmp_path_factory.mktemp("trained")
+    md5s = write_cifar10(root / "cifar10")
+    with pytest.MonkeyPatch.context() as patch:  # only for the fit: a module's own patch stays as it was
+        for name, value in checksum_constants(md5s).items():
+            patch.setattr(CIFAR10, name, value)
+        assert main(["fit", *debug_args(root / "cifar10", root / "runs", "--trainer.max_epochs=1")]) == 0
+    return root / "runs" / "version_0"

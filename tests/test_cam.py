@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,14 @@ CAPTION = 16  # px: cam.py's caption strip and header row
 
 
 @pytest.fixture(scope="module")
-def two_checkpoints(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> list[Path]:
-    """Two short runs of differently scaled networks (φ = -4 and φ = -3, both at 32 px)."""
-    root = tmp_path_factory.mktemp("cam")
-    paths = []
-    for version, phi in enumerate((-4, -3)):
-        args = debug_args(cifar10_module, root / "runs", "--trainer.max_epochs=1", f"--model.scaling.phi={phi}")
-        assert main(["fit", *args]) == 0
-        paths.append(root / "runs" / f"version_{version}" / "checkpoints" / "last.ckpt")
-    return paths
+def two_checkpoints(tmp_path_factory: pytest.TempPathFactory, trained_run: Path, cifar10_module: Path) -> list[Path]:
+    """Two short runs of differently scaled networks (φ = -4 and φ = -3, both at 32 px): the session's φ = -4 run
+    copied (cam.png is written into it) and one φ = -3 fit beside it."""
+    runs = tmp_path_factory.mktemp("cam") / "runs"
+    shutil.copytree(trained_run, runs / "version_0", ignore=shutil.ignore_patterns("eval"))
+    args = debug_args(cifar10_module, runs, "--trainer.max_epochs=1", "--model.scaling.phi=-3")
+    assert main(["fit", *args]) == 0
+    return [runs / f"version_{version}" / "checkpoints" / "last.ckpt" for version in (0, 1)]
 
 
 def write_images(folder: Path) -> list[Path]:

@@ -84,12 +84,10 @@ def test_export_never_overwrites(trained, tmp_path, capfd) -> None:
     assert out.read_bytes() == b"the user's file" and not (tmp_path / "config.json").exists()
 
 
-def test_phi_scaled_networks_name_their_multipliers(cifar10_module, tmp_path, capfd) -> None:
+def test_phi_scaled_networks_name_their_multipliers(trained_run, tmp_path, capfd) -> None:
     """No timm entry point builds φ = -4: architecture is null, and effnet_scaling rebuilds it."""
-    runs = tmp_path / "runs"
-    assert main(["fit", *debug_args(cifar10_module, runs, "--trainer.max_epochs=1")]) == 0
     out = tmp_path / "export" / "model.safetensors"
-    done = effnet(capfd, "export", f"--ckpt_path={runs / 'version_0' / 'checkpoints' / 'last.ckpt'}", str(out))
+    done = effnet(capfd, "export", f"--ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", str(out))
     assert done.returncode == 0, done.stderr
     config = json.loads((out.parent / "config.json").read_text())
     assert config["architecture"] is None

@@ -22,11 +22,9 @@ STANDIN_TEST_IMAGES = 200  # tests/cifar_standin.py's test_batch
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> dict:
-    """One short debug run (1 epoch); tests that evaluate it copy its folder first."""
-    root = tmp_path_factory.mktemp("outputs")
-    assert main(["fit", *debug_args(cifar10_module, root / "runs", "--trainer.max_epochs=1")]) == 0
-    return {"run": root / "runs" / "version_0", "data": cifar10_module}
+def trained(trained_run: Path, cifar10_module: Path) -> dict:
+    """The session's short debug run (conftest.py); tests that evaluate it copy its folder first."""
+    return {"run": trained_run, "data": cifar10_module}
 
 
 def copy_run(trained: dict, tmp_path: Path) -> Path:
