@@ -20,12 +20,14 @@ DEBUG_BASE = sc.ScalingSpec(phi=-4.0, resolution=32)  # configs/cifar_debug.yaml
 
 
 def tiny(data_dir: Path, runs: Path, *extra: str) -> list[str]:
-    """configs/cifar_debug.yaml on the stand-ins: 4 steps of 32 images, 2 validation batches, 1 epoch."""
+    """configs/cifar_debug.yaml on the stand-ins: 2 steps of 32 images, 1 validation batch, 1 epoch, no sanity
+    check (a study test checks what an arm records, not what it learns: each step or batch more costs every arm)."""
     return [
         "--config", str(DEBUG_CONFIG), f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false",
         "--data.init_args.num_workers=0", "--data.init_args.val_size=64", "--data.init_args.batch_size=32",
-        f"--trainer.default_root_dir={runs}", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2",
-        "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--bench-steps=1", *extra,
+        f"--trainer.default_root_dir={runs}", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+        "--trainer.num_sanity_val_steps=0", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+        "--bench-steps=1", *extra,
     ]  # fmt: skip
 
 
