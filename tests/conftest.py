@@ -68,10 +68,10 @@ def cifar10_env(tmp_path: Path, cifar10_md5s: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One short debug fit (φ = -4, 1 epoch of 15 steps) for the tests that only read a trained run: a fit costs
-    about 5 s, and each module fitted its own. Tests that write into a run folder copy it first (shutil.copytree,
-    `ignore=shutil.ignore_patterns("eval")`). Its data (seed 0) is byte-identical to every other stand-in write."""
-    from effnet_run import debug_args
+    """One debug fit (φ = -4, 4 epochs of 15 steps) for the tests that only read a trained run: a fit costs 5 to
+    15 s, and each module fitted its own. Read-only: a test that evaluates, predicts or continues it copies the
+    folder first (shutil.copytree). Its data (seed 0) is byte-identical to every other stand-in write."""
+    from effnet_run import TRAINED_EPOCHS, debug_args
 
     from effnet_lightning.cli import main
 
@@ -80,5 +80,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:  # only for the fit: a module's own patch stays as it was
         for name, value in checksum_constants(md5s).items():
             patch.setattr(CIFAR10, name, value)
-        assert main(["fit", *debug_args(root / "cifar10", root / "runs", "--trainer.max_epochs=1")]) == 0
+        assert (
+            main(["fit", *debug_args(root / "cifar10", root / "runs", f"--trainer.max_epochs={TRAINED_EPOCHS}")]) == 0
+        )
     return root / "runs" / "version_0"

@@ -17,6 +17,7 @@ from effnet_lightning.cli import main
 EFFNET = str(Path(sys.executable).with_name("effnet"))  # the console script of this environment
 DEBUG_CONFIG = Path(__file__).parents[1] / "configs" / "cifar_debug.yaml"
 STEPS_PER_EPOCH = 15  # 500 training stand-ins // batch 32 (drop_last)
+TRAINED_EPOCHS = 4  # conftest.py's session run: test_fit_cli asserts it learnt (val/acc1 0.72 measured)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`effnet fit|validate|test|predict` end to end, in process (`cli.main`), on CIFAR-10 stand-ins.
 
-One module-scoped run trains for 4 epochs; the tests that need a checkpoint read it and never change it (a test
-that continues the run copies it first), so every test passes alone and in any order.
+The session's run (conftest.py trained_run) trains for 4 epochs; the tests that need a checkpoint read it and never
+change it (a test that continues the run copies it first), so every test passes alone and in any order.
 """
 
 from __future__ import annotations
@@ -12,20 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, error_lines, scalars
-
-from effnet_lightning.cli import main
-
-TRAINED_EPOCHS = 4
+from effnet_run import STEPS_PER_EPOCH, TRAINED_EPOCHS, debug_args, effnet, error_lines, scalars
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> dict:
-    """One debug run shared by the tests that need a checkpoint; read-only for them."""
-    root = tmp_path_factory.mktemp("fit")
-    args = debug_args(cifar10_module, root / "runs", f"--trainer.max_epochs={TRAINED_EPOCHS}")
-    assert main(["fit", *args]) == 0
-    return {"root": root, "run": root / "runs" / "version_0", "data": cifar10_module}
+@pytest.fixture
+def trained(trained_run: Path, cifar10_module: Path) -> dict:
+    """The session's debug run (conftest.py), shared by the tests that need a checkpoint; read-only for them."""
+    return {"root": trained_run.parents[1], "run": trained_run, "data": cifar10_module}
 
 
 def test_fit_writes_one_run_directory(trained):

@@ -78,10 +78,12 @@ def test_evaluation_writes_into_the_runs_eval_folder(trained, tmp_path, capfd, c
 def test_evaluating_a_run_in_place_reloads_its_best_k_state(trained, tmp_path) -> None:
     """Lightning reloaded only best_model_path (and warned "dirpath has changed") on every validate/test/predict:
     the best-k callback's folder was the new run's, not the one its state was saved from."""
-    ckpt = next((trained["run"] / "checkpoints").glob("best-*.ckpt"))  # holds the best-k state it was saved with
+    run = copy_run(trained, tmp_path)  # validating writes into the run's eval/ folder: the session's run stays as is
+    ckpt = next((run / "checkpoints").glob("best-*.ckpt"))  # holds the best-k state it was saved with
     cli = EffnetCLI(["validate", *debug_args(trained["data"], tmp_path / "runs"), f"--ckpt_path={ckpt}"])
     best_k = cli.trainer.checkpoint_callback
-    assert Path(best_k.dirpath) == trained["run"] / "checkpoints"
+    assert Path(best_k.dirpath) == trained["run"] / "checkpoints"  # the folder it recorded (the copy's original)
+    assert (run / "eval" / "version_0").is_dir() and not (trained["run"] / "eval").exists()
     assert best_k.best_model_score is not None  # restored from the checkpoint's ModelCheckpoint state
 
 

@@ -6,12 +6,14 @@ import argparse
 import gzip
 import hashlib
 import io
+import shutil
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+from effnet_run import debug_args
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
@@ -57,16 +59,19 @@ def test_fit_refuses_a_checkpoint_that_would_run_code(cifar10_root, tmp_path, ca
     assert not marker.exists()
 
 
-def test_weights_only_false_loads_a_trusted_checkpoint_with_objects(cifar10_root, tmp_path, capsys, monkeypatch):
+def test_weights_only_false_loads_a_trusted_checkpoint_with_objects(
+    cifar10_root, trained_run, tmp_path, capsys, monkeypatch
+):
     """A checkpoint that names a harmless non-tensor global (an argparse Namespace) is refused by default and accepted
     with --weights_only false, through LightningCLI's own weights-only read of its hyperparameters too."""
     monkeypatch.setattr(sys, "argv", ["effnet"])
-    config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
-    assert main(["fit", "--config", str(config), "--trainer.max_steps=1", "--trainer.limit_val_batches=1"]) == 0
-    checkpoint = torch.load(tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    run = tmp_path / "copied" / "version_0"  # the session's run (conftest.py), copied: validating writes into it
+    shutil.copytree(trained_run, run)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["extra"] = argparse.Namespace(steps=1)  # e.g. the args of a script that trained it
-    torch.save(checkpoint, tmp_path / "objects.ckpt")
-    evaluate = ["validate", "--config", str(config), "--ckpt_path", str(tmp_path / "objects.ckpt")]
+    torch.save(checkpoint, run / "checkpoints" / "objects.ckpt")
+    data = debug_args(cifar10_root, tmp_path / "runs")  # the options it was trained with
+    evaluate = ["validate", *data, "--ckpt_path", str(run / "checkpoints" / "objects.ckpt")]
     capsys.readouterr()
     assert main(evaluate) == 2
     assert "holds Python objects" in capsys.readouterr().err
