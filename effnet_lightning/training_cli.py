@@ -274,8 +274,9 @@ class EffnetCLI(LightningCLI):
         """The best-k folder as ModelCheckpoint compares it when its state is reloaded: realpath'd, as it stores a
         dirpath given to it. A fit in a relative run folder would otherwise store a relative one, and validate/test/
         predict warn "dirpath has changed" and drop the best-k state. Evaluation gets the folder its checkpoint
-        recorded, wherever that file lies now (it writes no checkpoint there). Set on the instance, not in the config: config.yaml keeps `null`,
-        so a moved run folder still resumes into its new place. Rank 0 only; setup broadcasts it to the others."""
+        recorded, wherever that file lies now (it writes no checkpoint there). Set on the instance, not in the
+        config: config.yaml keeps `null`, so a moved run folder still resumes into its new place. Rank 0 only;
+        setup broadcasts it to the others."""
         if not isinstance(best_k, ModelCheckpoint) or best_k.dirpath is not None or self.run_dir is None:
             return
         if self.subcommand == "fit":
