@@ -21,12 +21,13 @@ every cell the predicted class and its probability.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
+
+from effnet_lightning.tables import OneLineParser
 
 CELL_PX = 224  # side of one grid cell (each model's input is resized to it for display)
 CAPTION_PX = 16  # height of the text strip under each cell and of the header row
@@ -35,14 +36,6 @@ CHECKPOINTS = "checkpoints"
 
 SPLITS = ("train", "val", "test")  # --split: the datamodule's train_dataset(), val_dataset(), test_dataset()
 DEFAULT_COUNT = 16  # --count: images (grid rows) taken from the split
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit 2 (its own print the usage first)."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def main(argv: list[str]) -> int:
