@@ -8,7 +8,6 @@ User files are never deleted or overwritten: a corrupt batch file or archive is 
 
 from __future__ import annotations
 
-import sys
 import tarfile
 import urllib.error
 from functools import cached_property
@@ -19,7 +18,7 @@ import cv2
 import torch
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10
-from torchvision.datasets.utils import check_integrity
+from torchvision.datasets.utils import check_integrity, download_url
 
 from .base import ArrayDataset, ImageDataModule, Transform
 
@@ -95,12 +94,9 @@ class CIFAR10DataModule(ImageDataModule):
         archive = Path(self.data_dir) / CIFAR10.filename
         if archive.exists() and not check_integrity(archive, CIFAR10.tgz_md5):
             raise _corrupt_error([archive], "Delete it and run again to download a fresh copy.")
-        if not hasattr(tarfile, "data_filter"):  # torchvision extracts safely only with PEP 706's filter
-            raise RuntimeError(
-                f"This Python ({sys.version.split()[0]}) cannot extract archives safely (tarfile's data filter, "
-                f"Python >= 3.10.12 or 3.11.4); upgrade Python or extract {CIFAR10.filename} into {self.data_dir}."
-            )
         try:  # with a valid archive in data_dir torchvision only extracts it: no network
+            if not hasattr(tarfile, "data_filter"):
+                _check_members_before_extracting(self.data_dir)
             CIFAR10(self.data_dir, train=False, download=True)
         except tarfile.TarError as err:  # filter="data": a member that would land outside data_dir, a link, ...
             raise OSError(
@@ -171,3 +167,21 @@ def _corrupt_error(paths: list[Path], advice: str) -> OSError:
         f"CIFAR-10 file {names} is corrupt or truncated (MD5 differs from torchvision's checksum); "
         f"it was left untouched. {advice}"
     )
+
+
+def _check_members_before_extracting(data_dir: str) -> None:
+    """On a Python without tarfile's data filter (PEP 706: before 3.10.12 / 3.11.4, e.g. Debian 12's 3.11.2)
+    torchvision extracts every member as it is. Fetch the archive first (torchvision's own download_url, checked
+    against its md5), then accept it only if every member is a plain file or folder that stays inside data_dir:
+    what the data filter would refuse (absolute paths, `..`, links, devices) raises tarfile.TarError."""
+    download_url(CIFAR10.url, data_dir, CIFAR10.filename, CIFAR10.tgz_md5)
+    root = Path(data_dir).resolve()
+    with tarfile.open(Path(data_dir) / CIFAR10.filename, "r:gz") as archive:
+        for member in archive:
+            target = (root / member.name).resolve()
+            if not (member.isfile() or member.isdir()):
+                raise tarfile.TarError(f"{member.name!r} is not a plain file or folder")
+            if Path(member.name).is_absolute() or not target.is_relative_to(root):
+                raise tarfile.TarError(
+                    f"{member.name!r} would be extracted to {target}, which is outside the destination"
+                )

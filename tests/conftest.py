@@ -84,3 +84,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             main(["fit", *debug_args(root / "cifar10", root / "runs", f"--trainer.max_epochs={TRAINED_EPOCHS}")]) == 0
         )
     return root / "runs" / "version_0"
+
+
+@pytest.fixture(params=["python's tarfile", "no data filter"])
+def tarfile_flavour(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Archive extraction as this Python does it, and as a Python without PEP 706's data filter (before 3.10.12 /
+    3.11.4, e.g. Debian 12's 3.11.2) does: torchvision and the CIFAR-10 datamodule both ask `hasattr`."""
+    import tarfile
+
+    if request.param == "no data filter" and hasattr(tarfile, "data_filter"):
+        monkeypatch.delattr(tarfile, "data_filter")
+    return request.param

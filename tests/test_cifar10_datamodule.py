@@ -106,7 +106,9 @@ def test_corrupt_batch_is_reported_and_left_untouched(cifar10_root: Path, no_net
     assert batch.read_bytes() == truncated
 
 
-def test_download_extracts_a_local_archive_without_network(cifar10_root: Path, tmp_path: Path, no_network) -> None:
+def test_download_extracts_a_local_archive_without_network(
+    cifar10_root: Path, tmp_path: Path, no_network, tarfile_flavour
+) -> None:
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copy(cifar10_root / CIFAR10.filename, fresh)
@@ -125,7 +127,7 @@ def test_corrupt_archive_is_not_replaced(cifar10_root: Path, tmp_path: Path, no_
     assert (fresh / CIFAR10.filename).read_bytes() == b"half a download"
 
 
-def test_failed_download_says_where_to_get_the_files(tmp_path: Path, no_network) -> None:
+def test_failed_download_says_where_to_get_the_files(tmp_path: Path, no_network, tarfile_flavour) -> None:
     with pytest.raises(ConnectionError, match=rf"Could not download CIFAR-10 from {CIFAR10.url}.*extract it"):
         make(tmp_path / "empty", download=True).prepare_data()
 

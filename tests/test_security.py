@@ -114,7 +114,7 @@ def malicious_cifar_archive(folder: Path) -> bytes:
     return gzip.compress(buffer.getvalue(), mtime=0)
 
 
-def test_archive_member_cannot_escape_the_data_directory(tmp_path, monkeypatch):
+def test_archive_member_cannot_escape_the_data_directory(tmp_path, monkeypatch, tarfile_flavour):
     data_dir = tmp_path / "data" / "cifar10"
     data_dir.mkdir(parents=True)
     archive = malicious_cifar_archive(data_dir)
