@@ -112,9 +112,10 @@ def run_lightning(argv: list[str]) -> int:
     load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
     try:
         with warnings.catch_warnings():
-            # private: Lightning 2.6's own helper (CombinedLoader, every run) builds torch's deprecated LeafSpec;
-            # neither the user nor we can act on the FutureWarning. Ignored by category and emitting module only,
-            # for this one call; pyproject pins lightning<2.7 and tests/test_quiet.py fails once Lightning stops.
+            # Lightning 2.6's own helper (CombinedLoader, every run) builds torch's deprecated LeafSpec; neither the
+            # user nor we can act on the FutureWarning. Ignored by category and emitting module only, for this one
+            # call; pyproject pins lightning<2.7 and tests/test_quiet.py fails once Lightning stops raising it.
+            # private: Lightning's `_pytree` module names the source; no public setting avoids the warning.
             warnings.filterwarnings("ignore", category=FutureWarning, module=PYTREE_MODULE)
             EffnetCLI(args=None if argv == sys.argv[1:] else argv)
     except ArgumentError as err:  # a malformed config or option

@@ -107,11 +107,13 @@ def resolve(value: str) -> type:
     """The datamodule class a `--data` value or `class_path` names (a short name or a dotted path), or a
     DataClassError that says why it cannot be used. A short name is looked up after importing every plugin."""
     if "." not in value:
-        found = {f.name for f in discover()[0]}  # imports every plugin (cached after load_and_report)
-        classes = {cls.__name__: cls for cls in _imported_datamodules()}
+        classes = _imported_datamodules()  # `effnet` imported every plugin already (load_and_report)
+        if value not in classes:
+            discover()  # a caller that has not: import them, then look again
+            classes = _imported_datamodules()
         if value in classes:
             return classes[value]
-        known = sorted(found | set(classes) - {LightningDataModule.__name__})
+        known = sorted(set(classes) - {LightningDataModule.__name__})
         by_lower = {name.lower(): name for name in known}
         close = difflib.get_close_matches(value.lower(), by_lower, n=1, cutoff=CLOSE_MATCH_CUTOFF)
         hint = f"did you mean {by_lower[close[0]]}? " if close else ""
@@ -156,14 +158,14 @@ def _search_working_directory() -> None:
         sys.path.append(cwd)
 
 
-def _imported_datamodules() -> list[type]:
-    """Every LightningDataModule subclass imported so far: the short names jsonargparse accepts."""
-    seen: list[type] = []
+def _imported_datamodules() -> dict[str, type]:
+    """Every LightningDataModule subclass imported so far, by the short name jsonargparse accepts."""
+    seen: dict[str, type] = {}
     pending = [LightningDataModule]
     while pending:
         cls = pending.pop()
-        seen.append(cls)
-        pending += [sub for sub in cls.__subclasses__() if sub not in seen]
+        seen[cls.__name__] = cls
+        pending += [sub for sub in cls.__subclasses__() if sub not in seen.values()]
     return seen
 
 

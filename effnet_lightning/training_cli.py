@@ -63,6 +63,7 @@ from effnet_lightning.user_errors import RecordDataModuleInit, check_config, che
 RUNS_DIR = "runs"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 MAX_SEED = 2**32 - 1  # numpy's seed range, as Lightning's seed_everything checks it
+DRAWN_SEED_VARIABLE = "EFFNET_DRAWN_SEED"  # rank 0's drawn seed, for the DDP ranks it launches
 EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 DATA_HELP = (
@@ -177,7 +178,7 @@ class EffnetCLI(LightningCLI):
         if config is None:
             return
         if config.get("seed_everything") is True:
-            config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0 ("No seed found")
+            config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
         if not config.get("ckpt_path"):
@@ -288,17 +289,19 @@ class EffnetCLI(LightningCLI):
 
 
 def drawn_seed() -> int:
-    """The seed of a run configured with `seed_everything: true`: a random one, or the one all ranks agree on.
+    """The seed of a run configured with `seed_everything: true`: a new random one for every run.
 
-    Lightning 2.6's `seed_everything()` without a seed draws none: it takes PL_GLOBAL_SEED (which rank 0's
-    `seed_everything(seed)` exports to the DDP ranks it launches), else 0 with the warning "No seed found". Ranks
-    started together by torchrun or SLURM cannot share a drawn seed, so they keep Lightning's 0, given explicitly."""
-    inherited = os.environ.get("PL_GLOBAL_SEED")
-    if inherited is not None:
-        return int(inherited)
+    Lightning's `seed_everything()` without a seed uses 0 (its documented default), so `true` alone never varied.
+    Rank 0 draws the seed and exports it; the ranks Lightning's DDP launcher starts inherit rank 0's environment
+    (LOCAL_RANK > 0) and take it. Ranks started together by torchrun or SLURM cannot share a drawn seed: they use 0,
+    given explicitly."""
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and DRAWN_SEED_VARIABLE in os.environ:
+        return int(os.environ[DRAWN_SEED_VARIABLE])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         return 0
-    return random.SystemRandom().randint(0, MAX_SEED)
+    seed = random.SystemRandom().randint(0, MAX_SEED)
+    os.environ[DRAWN_SEED_VARIABLE] = str(seed)
+    return seed
 
 
 def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:

@@ -46,3 +46,22 @@ def test_lightning_still_raises_the_pytree_deprecation() -> None:
     with pytest.warns(FutureWarning) as caught:
         CombinedLoader([[1, 2]])
     assert any(Path(w.filename).as_posix().endswith("lightning/pytorch/utilities/_pytree.py") for w in caught)
+
+
+def test_every_run_draws_its_own_seed_and_launched_ranks_take_rank_0s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the seed was read back from Lightning's PL_GLOBAL_SEED, which the first run's seed_everything left
+    in the environment, so every later run in the process (a study's arms, a notebook) got that same seed."""
+    from lightning.pytorch import seed_everything
+
+    from effnet_lightning.training_cli import drawn_seed
+
+    for name in ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EFFNET_DRAWN_SEED", "0")  # drawn_seed exports its own; removed again after the test
+    first = drawn_seed()
+    seed_everything(first)  # what the run does with it
+    draws = {drawn_seed() for _ in range(3)}
+    assert first not in draws and len(draws) == 3  # a 2**32 range: a repeat would be a defect, not chance
+    last = drawn_seed()
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank Lightning's DDP launcher started with rank 0's environment
+    assert drawn_seed() == last
