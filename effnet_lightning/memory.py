@@ -311,17 +311,11 @@ def device_memory_bytes(accelerator: str = "auto") -> int:
 def available_memory_bytes(device: torch.device) -> int:
     """The memory a new allocation on `device` can get now. CUDA: the driver's free memory plus what torch's
     caching allocator holds unused (`mem_get_info`, `memory_reserved - memory_allocated`). CPU: the kernel's
-    MemAvailable (psutil when installed, else /proc/meminfo), else free pages (POSIX sysconf), else the arithmetic
+    MemAvailable (/proc/meminfo), else free pages (POSIX sysconf), else the arithmetic
     limit."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    try:
-        import psutil  # optional: not a dependency of this project
-    except ImportError:
-        pass
-    else:
-        return psutil.virtual_memory().available
     try:
         with open("/proc/meminfo") as meminfo:  # Linux: "MemAvailable:   12345678 kB"
             for line in meminfo:
