@@ -23,7 +23,7 @@ import torch
 from torchvision.datasets import CIFAR10
 
 # The stand-in writer lives with the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402

@@ -46,7 +46,7 @@ from timm.utils import ModelEmaV3
 from torchvision.datasets import CIFAR10
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
 
 from effnet_lightning.cli import main as effnet_main  # noqa: E402

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CIFAR10
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the stand-in writer lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))  # the stand-in writer lives with the tests
 from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
 
-from effnet_lightning import scaling as sc  # noqa: E402
-from effnet_lightning.benchmark import Setting, run  # noqa: E402
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402
+from effnet_lightning.model import scaling as sc  # noqa: E402
+from effnet_lightning.tools.benchmark import Setting, run  # noqa: E402
 
 CIFAR_SIZE = 32  # px of the images the CIFAR loader hands out
 

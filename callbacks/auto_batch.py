@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.callbacks import BatchSizeFinder, Callback
 from lightning.pytorch.utilities import rank_zero_only
 
-from effnet_lightning import memory
+from effnet_lightning.model import memory
 
 GB = 10**9  # decimal, as device makers quote memory
 

@@ -34,9 +34,9 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
-from effnet_lightning import signals
-from effnet_lightning.checkpoint_io import remove_stale_temporaries
-from effnet_lightning.finite import NonFiniteStateError, all_finite, nonfinite_names
+from effnet_lightning.train import signals
+from effnet_lightning.train.checkpoint_io import remove_stale_temporaries
+from effnet_lightning.train.finite import NonFiniteStateError, all_finite, nonfinite_names
 
 LAST = "last.ckpt"
 CHECKPOINTS = "checkpoints"  # the folder inside the run folder, as for Lightning's ModelCheckpoint

@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
-from effnet_lightning.finite import all_finite
+from effnet_lightning.train.finite import all_finite
 
 Action = Literal["stop", "skip"]
 

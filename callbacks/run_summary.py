@@ -1,7 +1,7 @@
 """RunSummary: what the run is at its start, and what it reached at its end.
 
 - At fit start (rank 0): the scaling (name, φ, depth, width, resolution), parameters and MACs from
-  effnet_lightning/flops.py (counted on a copy built on the meta device: no memory, milliseconds), printed and
+  effnet_lightning/model/flops.py (counted on a copy built on the meta device: no memory, milliseconds), printed and
   sent to the logger (`model/params`, `model/macs` scalars; `model/scaling` text in TensorBoard).
 - At fit end: the run folder, the best checkpoint, the best raw and EMA top-1 over the validations, the mean
   training img/s (validation time excluded) and the wall time, printed as a closing block; the same best
@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
-from effnet_lightning.flops import count_macs, count_params
+from effnet_lightning.model.flops import count_macs, count_params
 
 BEST_KEYS = {"val/acc1": "best/val_acc1", "val_ema/acc1": "best/val_ema_acc1"}  # monitored -> hparams metric
 
@@ -49,7 +49,7 @@ class RunSummary(Callback):
             self._describe_model(trainer, pl_module)
 
     def _describe_model(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from effnet_lightning.model import create_model
+        from effnet_lightning.model.network import create_model
 
         scaling = getattr(pl_module, "scaling", None)
         network = getattr(pl_module, "model", pl_module)

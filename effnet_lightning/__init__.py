@@ -7,12 +7,12 @@ from typing import Any
 
 # Imported on first use, so `effnet --help` and `effnet scale --help` start without loading torch and timm.
 _EXPORTS = {
-    "create_model": "effnet_lightning.model",
-    "Scaling": "effnet_lightning.scaling",
-    "ScalingSpec": "effnet_lightning.scaling",
-    "compound": "effnet_lightning.scaling",
-    "explicit": "effnet_lightning.scaling",
-    "official": "effnet_lightning.scaling",
+    "create_model": "effnet_lightning.model.network",
+    "Scaling": "effnet_lightning.model.scaling",
+    "ScalingSpec": "effnet_lightning.model.scaling",
+    "compound": "effnet_lightning.model.scaling",
+    "explicit": "effnet_lightning.model.scaling",
+    "official": "effnet_lightning.model.scaling",
 }
 __all__ = sorted(_EXPORTS)
 

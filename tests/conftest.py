@@ -18,6 +18,10 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Lightning's log handler keeps the sys.stderr of its import. Imported here, before any test's capfd swaps in a
 # stream that closes when that test ends, so later in-process runs do not log into a closed file.
+# Shared helpers (stand-in writers, run helpers) live in tests/support/ and are imported by plain name.
+SUPPORT = Path(__file__).parent / "support"
+sys.path.insert(0, str(SUPPORT))
+
 import lightning.pytorch  # noqa: E402, F401
 import pytest  # noqa: E402
 from cifar_standin import checksum_constants, write_cifar10, write_sitecustomize  # noqa: E402

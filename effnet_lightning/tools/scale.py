@@ -1,0 +1,211 @@
+"""`effnet scale`: the table of scaled models (name, φ, depth, width, resolution, params, MACs, training memory).
+
+Models are built on the meta device, so even B7 costs no memory and no arithmetic: parameters are counted from
+shapes, MACs by FlopCounterMode from the shapes each op would produce, and the training memory by memory.py
+(weights + gradients + optimizer state + EMA, and the activations one image keeps for its backward pass, with
+and without gradient checkpointing). A size no device could train is refused by arithmetic before any build.
+
+torch and timm are imported by the functions that build and count, not here: `effnet scale --help` and a
+mistyped argument answer at once, and nothing here imports Lightning (tests/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from effnet_lightning.errors import OneLineParser
+from effnet_lightning.model import scaling as sc
+from effnet_lightning.model.solve import DIMENSIONS, Solution, parse_count, solve
+from effnet_lightning.tools.tables import csv_table, positive, real, text_table, variant
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    phi: float | None
+    depth: float
+    width: float
+    resolution: int
+    params: int
+    macs: int
+    state_bytes: int  # fp32 weights, gradients, RMSpropTF state and EMA
+    activation_bytes_per_image: int  # saved for backward, fp32
+    checkpointed_activation_bytes_per_image: int  # the same with gradient checkpointing
+
+
+def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
+    """Params, MACs and training memory of the model `scaling` describes, at its own resolution."""
+    import torch
+
+    from effnet_lightning.model.flops import count_macs, count_params
+    from effnet_lightning.model.memory import estimate
+    from effnet_lightning.model.network import create_model
+
+    memory = estimate(scaling, num_classes)  # refuses an absurd size before building anything
+    with torch.device("meta"):
+        model = create_model(scaling, num_classes=num_classes)
+    return Row(
+        scaling.name,
+        scaling.phi,
+        scaling.depth,
+        scaling.width,
+        scaling.resolution,
+        count_params(model),
+        count_macs(model, scaling.resolution),
+        memory.state_bytes,
+        memory.activation_bytes_per_image,
+        memory.checkpointed_activation_bytes_per_image,
+    )
+
+
+def _human(count: int) -> str:
+    return f"{count / 1e9:.3g}G" if count >= 1e9 else f"{count / 1e6:.3g}M"
+
+
+def _memory(count: int) -> str:
+    from effnet_lightning.model.memory import human_bytes  # loaded already by measure()
+
+    return human_bytes(count).replace(" ", "")
+
+
+def format_text(rows: Sequence[Row], coefficients: sc.Coefficients) -> str:
+    header = (
+        f"{'name':<20} {'phi':>5} {'depth':>6} {'width':>6} {'res':>5} {'params':>8} {'MACs':>8} "
+        f"{'state':>8} {'act/img':>8} {'ckpt/img':>8}"
+    )
+    c = coefficients
+    notes = [
+        f"alpha={c.alpha:g} beta={c.beta:g} gamma={c.gamma:g}: "
+        f"FLOPs grow x{c.flops_growth:.3f} per unit of phi (alpha*beta^2*gamma^2)",
+        "training memory, fp32: state = weights + gradients + RMSpropTF state + EMA; act/img = activations one "
+        "image keeps for backward; ckpt/img = the same with gradient checkpointing",
+    ]
+    return text_table(header, map(_row_line, rows), notes)
+
+
+def _row_line(r: Row) -> str:
+    phi = "-" if r.phi is None else f"{r.phi:g}"
+    return (
+        f"{r.name:<20} {phi:>5} {r.depth:>6.3f} {r.width:>6.3f} {r.resolution:>5} "
+        f"{_human(r.params):>8} {_human(r.macs):>8} {_memory(r.state_bytes):>8} "
+        f"{_memory(r.activation_bytes_per_image):>8} {_memory(r.checkpointed_activation_bytes_per_image):>8}"
+    )
+
+
+def format_csv(rows: Sequence[Row]) -> str:
+    return csv_table(Row, rows)
+
+
+def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog=prog,
+        description="Print depth, width, resolution, parameters and MACs of scaled "
+        "EfficientNets. Default: the official B0-B7 table.",
+    )
+    p.add_argument("--variants", nargs="+", type=variant, metavar="bN", help="official variants, b0..b7")
+    p.add_argument("--phi", nargs="+", type=real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
+    p.add_argument("--alpha", type=real, default=sc.ALPHA, help="depth base (default %(default)s)")
+    p.add_argument("--beta", type=real, default=sc.BETA, help="width base (default %(default)s)")
+    p.add_argument("--gamma", type=real, default=sc.GAMMA, help="resolution base (default %(default)s)")
+    p.add_argument("--base-resolution", type=int, default=sc.BASE_RESOLUTION, help="px at phi=0")
+    p.add_argument("--depth", type=positive, help="explicit depth multiplier on B0 (with --width/--resolution)")
+    p.add_argument("--width", type=positive, help="explicit width multiplier on B0")
+    p.add_argument("--resolution", type=positive, help="explicit resolution multiplier on B0's 224 px")
+    p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--target-macs", type=_count, help="solve for this forward MACs per image, e.g. 1.8G")
+    p.add_argument("--target-params", type=_count, help="solve for this parameter count, e.g. 7.8M")
+    p.add_argument(
+        "--scale",
+        nargs="+",
+        choices=DIMENSIONS,
+        default=list(DIMENSIONS),
+        help="with --target-*: the dimension(s) to scale the base along (default: all four); the base is the one "
+        "model given by --variants, --phi or --depth/--width/--resolution, else B0",
+    )
+    return p
+
+
+def _count(text: str) -> float:
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: argparse.ArgumentParser) -> int:
+    """`effnet scale --target-macs 1.8G --scale depth ...`: the multiplier meeting the target, per dimension."""
+    try:
+        if len(scalings) > 1:
+            raise ValueError("with --target-macs/--target-params give at most one base model (default B0)")
+        base = scalings[0] if scalings else sc.official("b0")
+        spec = sc.ScalingSpec(depth=base.depth, width=base.width, resolution=base.resolution)
+        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+        solutions = [
+            solve(args.target_macs, s, spec, args.target_params, args.num_classes, coefficients) for s in args.scale
+        ]
+    except ValueError as err:
+        print(f"effnet scale: error: {err}", file=sys.stderr)
+        return 2
+    print(csv_table(Solution, solutions) if args.format == "csv" else format_solve(solutions))
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from effnet_lightning.model.memory import check_size  # arithmetic, but its module imports torch: after --help
+
+    try:
+        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+        scalings = [sc.official(v) for v in args.variants or []]
+        scalings += [
+            sc.compound(phi, args.alpha, args.beta, args.gamma, args.base_resolution) for phi in args.phi or []
+        ]
+        if args.depth or args.width or args.resolution:
+            scalings.append(
+                sc.explicit(args.depth or 1.0, args.width or 1.0, args.resolution or 1.0, args.base_resolution)
+            )
+        if args.table7:
+            scalings += list(sc.TABLE7.values())
+        if args.num_classes < 1:
+            raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
+        for scaling in scalings:
+            check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
+    except ValueError as err:
+        parser.error(str(err))
+    if args.target_macs is not None or args.target_params is not None:
+        return solve_main(args, scalings, parser)
+    scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]
+    rows = [measure(s, args.num_classes) for s in scalings]
+    print(format_csv(rows) if args.format == "csv" else format_text(rows, coefficients))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
+def format_solve(solutions: list[Solution]) -> str:
+    """One line per solution: the multiplier found, the network it builds and how close it came."""
+    header = (
+        f"{'scale':<11} {'multiplier':>10} {'depth':>7} {'width':>7} {'res':>5} "
+        f"{'MACs':>8} {'params':>8} {'target':>8} {'deviation':>9}"
+    )
+    note = (
+        "multiplier: on the base's depth, width or resolution, or phi for compound; depth is discrete per stage "
+        "and resolution per stride-32 step, so the nearest achievable model is shown with its deviation"
+    )
+    return text_table(header, map(_solution_line, solutions), [note])
+
+
+def _solution_line(s: Solution) -> str:
+    target = f"{s.target / 1e9:.4g}G" if s.metric == "macs" else f"{s.target / 1e6:.4g}M"
+    return (
+        f"{s.scale:<11} {s.multiplier:>10.4g} {s.depth:>7.4g} {s.width:>7.4g} {s.resolution:>5} "
+        f"{s.macs / 1e9:>7.4g}G {s.params / 1e6:>7.4g}M {target:>8} {s.deviation:>+9.2%}"
+    )

@@ -1,0 +1,401 @@
+"""EffnetCLI: LightningCLI wired for scaled EfficientNets.
+
+- `model:` is always EfficientNetModule; `data:` is any LightningDataModule named by `class_path` (subclass
+  mode), so a user's own datamodule plugs in. Datamodules take `resolution` and expose `num_classes`.
+  The class the command line and its configs name is checked before jsonargparse resolves it (user_errors.py's
+  `check_data_class`): a failed import or a mistyped short name is one line that says why.
+- Links: the `model.scaling` section (variant/φ/multipliers, or its `resolution` when given) into
+  `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
+  built; `seed_everything` into a datamodule's `seed` left at None.
+- One run folder per run: `<trainer.default_root_dir>/version_N/` holds config.yaml, checkpoints/ and the
+  TensorBoard events. It is created atomically (run_dir.py) and locked while a fit trains in it. validate/test/
+  predict on a checkpoint of a run write into `<run>/eval/version_N/` instead, not into a new run folder.
+- Long runs survive being stopped (docs/production.md): `last:` keeps checkpoints/last.ckpt current
+  (LastCheckpoint), `checkpoint:` is a stock ModelCheckpoint for the best-k files, `nonfinite:` stops or skips on
+  a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
+- Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
+  `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
+  `resume_overrides`, `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`,
+  `prediction_grid` and `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
+  Lightning's own default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
+Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import pickle
+import random
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+
+from effnet_lightning.callbacks.cam_images import CAMImages
+from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
+from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
+from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
+from effnet_lightning.callbacks.plain_log import PlainLog
+from effnet_lightning.callbacks.prediction_grid import PredictionGrid
+from effnet_lightning.callbacks.prediction_writer import PredictionWriter
+from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
+from effnet_lightning.callbacks.rng_state import RNGState
+from effnet_lightning.callbacks.run_summary import RunSummary
+from effnet_lightning.train.checkpoint_io import AtomicCheckpointIO
+from effnet_lightning.train.config_checks import RecordDataModuleInit, check_config, check_data_class
+from effnet_lightning.train.module import EfficientNetModule, resolution_of
+from effnet_lightning.train.resume import resolve_ckpt_path
+from effnet_lightning.train.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.train.trainer import EffnetTrainer
+
+RUNS_DIR = "runs"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+MAX_SEED = 2**32 - 1  # numpy's seed range, as Lightning's seed_everything checks it
+DRAWN_SEED_VARIABLE = "EFFNET_DRAWN_SEED"  # rank 0's drawn seed, for the DDP ranks it launches
+EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
+TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
+DATA_HELP = (
+    "The datamodule: any LightningDataModule subclass, by short name (`effnet datamodules` lists them) or dotted "
+    "path, e.g. --data=CIFAR10DataModule; `--data.help NAME` lists its arguments"
+)
+RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
+    # num_classes: linked from the data; channels_last, checkpointing and compile change speed or memory only
+    "model": {"lr", "weight_decay", "num_classes", "channels_last", "grad_checkpointing", "compile", "compile_backend"},
+    "data": {
+        "data_dir",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "download",
+        "resolution",  # linked from the model
+        "seed",  # linked from seed_everything; the checkpoint's data position carries the seed it was trained with
+    },
+}
+
+
+class EffnetCLI(LightningCLI):
+    resume_run: Path | None = None  # the run folder a `fit --ckpt_path ...` continues
+    evaluated_run: Path | None = None  # the run folder whose checkpoint validate/test/predict evaluates
+    run_dir: Path | None = None  # the run folder this command writes into
+    run_lock: RunLock | None = None
+    _new_root = False  # this command created trainer.default_root_dir (removed again if the start fails)
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self._user_model: dict[str, Any] = {}
+        try:
+            super().__init__(
+                EfficientNetModule,
+                LightningDataModule,
+                trainer_class=EffnetTrainer,  # Trainer, with `precision: auto` resolved for the device
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
+                trainer_defaults={"default_root_dir": RUNS_DIR},
+                seed_everything_default=True,
+                save_config_kwargs={"overwrite": True},  # the run folder is ours (created atomically or resumed)
+                # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
+                parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
+                args=args,
+                run=run,
+            )
+        except BaseException:
+            if self.run_dir is not None and self.run_dir != self.resume_run:
+                discard_if_unused(self.run_dir, self._new_root)  # a new run that failed before writing anything
+            raise
+        finally:
+            if run and self.run_lock is not None:
+                self.run_lock.release()
+
+    def instantiate_classes(self) -> None:
+        """A datamodule constructor that raises is reported with its own message, not jsonargparse's Union report."""
+        record = RecordDataModuleInit()
+        self.parser.add_instantiator(record, LightningDataModule, subclasses=True, prepend=True)
+        try:
+            super().instantiate_classes()
+        except ValueError:
+            if record.failure is None:
+                raise
+            raise record.failure from record.failure.error
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The section's heading would be LightningDataModule's docstring, cut off after "The main advantage is:".
+        # `groups` is jsonargparse's public name -> group map; `title` is the argparse group's heading.
+        parser.groups["data"].title = DATA_HELP
+        parser.link_arguments("model.scaling", "data.init_args.resolution", resolution_of)
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")  # best-k, stock
+        parser.add_lightning_class_args(LastCheckpoint, "last")  # after it: last.ckpt has its latest best-k state
+        parser.add_lightning_class_args(NonFiniteLoss, "nonfinite")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc1",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": False,  # last.ckpt is LastCheckpoint's
+                "checkpoint.filename": "best-epoch{epoch}-step{step}",
+                "checkpoint.auto_insert_metric_name": False,
+                "trainer.logger": {
+                    "class_path": TENSORBOARD,
+                    "init_args": {"save_dir": RUNS_DIR, "name": "", "default_hp_metric": False},
+                },
+            }
+        )
+        # Trainer additions as visible, removable defaults (null drops one)
+        parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=lazy_instance(AtomicCheckpointIO))
+        parser.add_argument("--rng_state", type=RNGState | None, default=lazy_instance(RNGState))
+        parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=lazy_instance(ResumeOverrides))
+        parser.add_argument(
+            "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
+        )
+        parser.add_argument("--plain_log", type=PlainLog | None, default=lazy_instance(PlainLog))  # fit only
+        parser.add_argument("--run_summary", type=RunSummary | None, default=lazy_instance(RunSummary))  # fit only
+        parser.add_argument(  # fit only
+            "--confusion_matrix", type=ConfusionMatrix | None, default=lazy_instance(ConfusionMatrix)
+        )
+        parser.add_argument(  # fit only
+            "--prediction_grid", type=PredictionGrid | None, default=lazy_instance(PredictionGrid)
+        )
+        parser.add_argument("--cam_images", type=CAMImages | None, default=lazy_instance(CAMImages))  # fit only
+
+    # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        if args is None or isinstance(args, list):  # a dict or Namespace was built in Python: nothing to read
+            check_data_class(sys.argv[1:] if args is None else args)  # before jsonargparse resolves `data:`
+        super().parse_arguments(parser, args)
+        self.resume_run = self.evaluated_run = self.best_k_dirpath = None
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None:
+            return
+        if config.get("seed_everything") is True:
+            config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
+        if not config.get("ckpt_path"):
+            return
+        path, run = resolve_ckpt_path(str(config.ckpt_path), config.trainer.default_root_dir, fit=subcommand == "fit")
+        config.ckpt_path = path
+        if not Path(path).is_file():
+            return  # Lightning's special values and URLs
+        checkpoint = load_checkpoint(path, trusted=config.get("weights_only") is False)
+        self.resume_run = run if subcommand == "fit" else None
+        self.evaluated_run = run if subcommand != "fit" else None
+        self.best_k_dirpath = _best_k_dirpath(checkpoint)
+        recorded = _recorded_config(run, checkpoint)
+        differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
+        if differing:
+            raise ValueError(
+                f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the config it was "
+                f"trained with ({run / 'config.yaml' if run else 'its run folder has it'}), changing at most "
+                "model.lr, model.weight_decay or trainer limits, or start a new run without --ckpt_path"
+            )
+        self._user_model = _explicit_values(config.model.as_dict(), EfficientNetModule)
+        what = f"run {run}" if self.resume_run else "a new run"
+        print(
+            f"effnet {subcommand}: {'resuming' if subcommand == 'fit' else 'loading'} {path} "
+            f"(step {checkpoint.get('global_step', '?')}, epoch {checkpoint.get('epoch', '?')})"
+            + (f" into {what}" if subcommand == "fit" else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """After parsing, before anything is built:
+        - impossible values stop here with one line (user_errors.py);
+        - the run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
+          augmentations, for a datamodule with a `seed` argument left at None;
+        - LightningCLI copied the checkpoint's hyperparameters over the config; the LR and weight decay given now
+          win (ResumeOverrides applies them to the restored optimizer);
+        - then the run folder is picked (and locked while a fit trains in it)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand is not None:
+            check_config(self.subcommand, config)
+        seed, data = config.get("seed_everything"), config.get("data")
+        init_args = data.get("init_args") if data is not None else None
+        if isinstance(seed, int) and not isinstance(seed, bool) and init_args is not None:
+            if "seed" in init_args and init_args.seed is None:
+                init_args.seed = seed
+        for key in RESUME_MAY_CHANGE["model"] & {"lr", "weight_decay"}:
+            if key in self._user_model:
+                config.model[key] = self._user_model[key]
+        logger = config.trainer.get("logger")
+        if not (isinstance(logger, Namespace) and logger.get("class_path") == TENSORBOARD):
+            return
+        # A config.yaml names the folder it was saved in (save_dir/version): never reuse that for a new run, and
+        # follow a run folder that was moved since.
+        if self.resume_run is not None:
+            self.run_dir = self.resume_run
+        elif rank_zero_only.rank == 0 and self.evaluated_run is not None:  # results beside the run they judge
+            self._new_root = not (self.evaluated_run / EVAL_DIR).exists()
+            self.run_dir = create_run_dir(self.evaluated_run / EVAL_DIR)
+        elif rank_zero_only.rank == 0:
+            self._new_root = not Path(config.trainer.default_root_dir).exists()
+            self.run_dir = create_run_dir(config.trainer.default_root_dir)
+        else:
+            return  # other DDP ranks: trainer.log_dir is rank 0's
+        logger.init_args.save_dir, logger.init_args.name = str(self.run_dir.parent), ""
+        logger.init_args.version = self.run_dir.name
+        if self.subcommand == "fit" and rank_zero_only.rank == 0:
+            self.run_lock = RunLock(self.run_dir).acquire()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer additions above: checkpoint_io as a plugin, the callbacks appended after the user's."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        plugins = trainer.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list) else [plugins]
+        if config["checkpoint_io"] is not None and not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, config["checkpoint_io"]]
+        self._place_best_k(config.get("checkpoint"))
+        extra: list[Callback] = []
+        user_callbacks = trainer.get("callbacks") or []
+        if self.subcommand == "predict" and config["prediction_writer"] is not None:
+            extra.append(config["prediction_writer"])
+        if self.subcommand == "fit":
+            visuals = ("plain_log", "run_summary", "confusion_matrix", "prediction_grid", "cam_images")
+            extra += [config[name] for name in visuals if config[name] is not None]
+        # RNGState after the user's callbacks, whose on_train_start may draw random numbers; LightningCLI appends the
+        # `last:`, `checkpoint:` and `nonfinite:` sections after these, and they draw none.
+        extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]
+        if extra:
+            kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
+        return super().instantiate_trainer(**kwargs)
+
+    def _place_best_k(self, best_k: Any) -> None:
+        """The best-k folder as ModelCheckpoint compares it when its state is reloaded: realpath'd, as it stores a
+        dirpath given to it. A fit in a relative run folder would otherwise store a relative one, and validate/test/
+        predict warn "dirpath has changed" and drop the best-k state. Evaluation gets the folder its checkpoint
+        recorded, wherever that file lies now (it writes no checkpoint there). Set on the instance, not in the
+        config: config.yaml keeps `null`, so a moved run folder still resumes into its new place. Rank 0 only;
+        setup broadcasts it to the others."""
+        if not isinstance(best_k, ModelCheckpoint) or best_k.dirpath is not None or self.run_dir is None:
+            return
+        if self.subcommand == "fit":
+            best_k.dirpath = os.path.realpath(self.run_dir / "checkpoints")
+        elif self.best_k_dirpath is not None:
+            best_k.dirpath = self.best_k_dirpath
+        elif self.evaluated_run is not None:
+            best_k.dirpath = os.path.realpath(self.evaluated_run / "checkpoints")
+
+
+def drawn_seed() -> int:
+    """The seed of a run configured with `seed_everything: true`: a new random one for every run.
+
+    Lightning's `seed_everything()` without a seed uses 0 (its documented default), so `true` alone never varied.
+    Rank 0 draws the seed and exports it; the ranks Lightning's DDP launcher starts inherit rank 0's environment
+    (LOCAL_RANK > 0) and take it. Ranks started together by torchrun or SLURM cannot share a drawn seed: they use 0,
+    given explicitly."""
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and DRAWN_SEED_VARIABLE in os.environ:
+        return int(os.environ[DRAWN_SEED_VARIABLE])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return 0
+    seed = random.SystemRandom().randint(0, MAX_SEED)
+    os.environ[DRAWN_SEED_VARIABLE] = str(seed)
+    return seed
+
+
+def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:
+    """The folder a ModelCheckpoint saved into, from its `state_dict()` in the checkpoint's callback states."""
+    for state in checkpoint.get("callbacks", {}).values():
+        if isinstance(state, dict) and "best_k_models" in state and isinstance(state.get("dirpath"), str):
+            return state["dirpath"]
+    return None
+
+
+def load_checkpoint(path: str, trusted: bool = False) -> dict[str, Any]:
+    """The checkpoint as a dict, or a ValueError that says whether the file is corrupt or holds Python objects.
+
+    torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt, never
+    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file.
+    `trusted` (`--weights_only false`): the objects the file names are allow-listed for this process, so that
+    LightningCLI's own weights-only read of the hyperparameters accepts it too."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a valid checkpoint (corrupt, truncated or not written by torch.save); "
+            "resume from another checkpoint, or start without --ckpt_path"
+        )
+    try:
+        if trusted:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+            torch.serialization.add_safe_globals([_import(name) for name in names])
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
+        raise ValueError(
+            f"{path} holds Python objects that weights-only loading refuses to unpickle; such a file can run code "
+            "when loaded. Pass --weights_only false only if you trust where it came from"
+        ) from err
+    except (RuntimeError, EOFError, KeyError, OSError) as err:  # a damaged member inside the archive
+        raise ValueError(f"{path} is not a valid checkpoint (corrupt: {type(err).__name__}); use another one") from err
+    except (ImportError, AttributeError) as err:  # trusted, but it names something this environment lacks
+        raise ValueError(f"{path} needs {err} to load; install what it was saved with") from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
+    return checkpoint
+
+
+def _import(qualified_name: str) -> Any:
+    """`module.Class` (as torch names a pickled global) -> the object, for torch's allow-list."""
+    module, _, name = qualified_name.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The settings the checkpoint was trained with: the model's from the checkpoint, the data's from the run's
+    config.yaml (datamodules save no hyperparameters)."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    recorded: dict[str, Any] = {"model": {key: _plain(value) for key, value in hparams.items()}}
+    config_file = run / "config.yaml" if run else None
+    if config_file is not None and config_file.is_file():
+        recorded["data"] = (yaml.safe_load(config_file.read_text()) or {}).get("data")
+    return recorded
+
+
+def _differing_keys(config: Namespace, recorded: dict[str, Any], check_data: bool) -> list[str]:
+    """`model.x: checkpoint A, now B` for every model setting given now that differs (a setting left at its
+    default takes the checkpoint's value, as in LightningCLI), and for fit every differing data setting."""
+    differing = []
+    explicit = _explicit_values(config.model.as_dict(), EfficientNetModule)
+    for key, value in explicit.items():
+        if key in recorded["model"] and key not in RESUME_MAY_CHANGE["model"]:
+            differing += _differences(f"model.{key}", recorded["model"][key], value)
+    data_then, data_now = recorded.get("data"), config.get("data")
+    if check_data and isinstance(data_then, dict) and isinstance(data_now, Namespace):
+        data_now = data_now.as_dict()
+        if data_then.get("class_path") != data_now.get("class_path"):
+            differing.append(
+                f"data.class_path: checkpoint {data_then.get('class_path')}, now {data_now.get('class_path')}"
+            )
+        else:
+            then, now = data_then.get("init_args") or {}, data_now.get("init_args") or {}
+            for key in sorted(set(then) | set(now)):
+                if key not in RESUME_MAY_CHANGE["data"] and then.get(key) != now.get(key):
+                    differing.append(f"data.{key}: checkpoint {then.get(key)!r}, now {now.get(key)!r}")
+    return differing
+
+
+def _differences(key: str, then: Any, now: Any) -> list[str]:
+    """`key: checkpoint A, now B`, one per differing leaf of a nested section (`model.scaling.phi: ...`)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [d for k in sorted(set(then) | set(now)) for d in _differences(f"{key}.{k}", then.get(k), now.get(k))]
+    return [] if then == now else [f"{key}: checkpoint {then!r}, now {now!r}"]
+
+
+def _explicit_values(values: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The constructor arguments whose value differs from the class's default (i.e. were set by the user)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in values.items() if k in parameters and v != _plain(parameters[k].default)}
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass (the `scaling` section's ScalingSpec) as the dict a parsed config holds."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

@@ -1,0 +1,132 @@
+"""EfficientNetModule: optimizer recipe, LR scaling by global batch, metrics and predictions."""
+
+from dataclasses import asdict
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from jsonargparse import Namespace
+from timm.optim import RMSpropTF
+from torch.utils.data import DataLoader, TensorDataset
+
+from effnet_lightning.model.scaling import ScalingSpec
+from effnet_lightning.train.module import EfficientNetModule, resolution_of
+
+
+class SeparableData(pl.LightningDataModule):
+    """Three classes that differ in mean brightness: learnable in a few steps."""
+
+    def __init__(self, resolution: int = 32, batch_size: int = 16, num_classes: int = 3):
+        super().__init__()
+        self.resolution, self.batch_size, self.num_classes = resolution, batch_size, num_classes
+
+    def _loader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(0)
+        y = torch.arange(96) % self.num_classes
+        x = (
+            torch.randn(96, 3, self.resolution, self.resolution, generator=g) * 0.3
+            + (y.float() - 1)[:, None, None, None]
+        )
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=False)
+
+    train_dataloader = val_dataloader = test_dataloader = predict_dataloader = _loader
+
+
+def tiny(**kwargs) -> EfficientNetModule:
+    return EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3, bn_momentum=0.1, **kwargs)
+
+
+def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, datamodule=data)
+    return trainer
+
+
+@pytest.mark.parametrize("batch, accumulate, expected", [(16, 1, 0.001), (32, 4, 0.008)])
+def test_lr_is_per_256_images_of_the_global_batch(tmp_path, batch, accumulate, expected):
+    module = tiny(lr=0.016, lr_schedule="constant")
+    trainer = fit(module, SeparableData(batch_size=batch), tmp_path, max_steps=1, accumulate_grad_batches=accumulate)
+    (optimizer,) = trainer.optimizers
+    assert isinstance(optimizer, RMSpropTF)
+    assert all(g["lr"] == pytest.approx(expected) for g in optimizer.param_groups)  # 0.016 * B / 256
+
+
+def test_paper_optimizer_settings_and_no_decay_on_bn_and_bias(tmp_path):
+    module = tiny()
+    trainer = fit(module, SeparableData(), tmp_path, max_steps=1)
+    (optimizer,) = trainer.optimizers
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for name, p in module.model.named_parameters():
+        assert (id(p) in decayed) == (p.ndim > 1), name  # convs/linear weights only
+    group = optimizer.param_groups[0]
+    assert (group["alpha"], group["eps"], group["momentum"]) == (0.9, 1e-3, 0.9)
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 1e-5}
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_other_optimizers(tmp_path, name, cls):
+    trainer = fit(tiny(optimizer=name), SeparableData(), tmp_path, max_steps=1)
+    assert isinstance(trainer.optimizers[0], cls)
+    if name == "sgd":
+        assert trainer.optimizers[0].param_groups[0]["nesterov"] is True
+
+
+def test_learns_and_logs_metric_names(tmp_path):
+    pl.seed_everything(0)
+    module = tiny(
+        lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0, lr_schedule="constant"
+    )
+    data = SeparableData()
+    trainer = fit(module, data, tmp_path, max_epochs=6)
+    metrics = trainer.callback_metrics
+    assert {"train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5"} <= set(metrics)
+    assert metrics["val/acc1"] > 0.8  # chance is 1/3
+    assert metrics["val/acc5"] == 1.0  # top-min(5, 3) of three classes
+    (result,) = trainer.test(module, datamodule=data, verbose=False)
+    assert result["test/acc1"] > 0.8 and "test/acc5" in result
+    probabilities = torch.cat(trainer.predict(module, datamodule=data))
+    assert probabilities.shape == (96, 3)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(96))
+
+
+def test_resolution_link_follows_the_model_section():
+    assert resolution_of(ScalingSpec(variant="b1")) == 240
+    assert resolution_of(ScalingSpec(phi=1.0)) == 256  # 224 * 1.15 = 257.6, on the 4 px grid
+    assert resolution_of(ScalingSpec(variant="b1", resolution=32)) == 32
+    assert resolution_of(Namespace(**asdict(ScalingSpec(depth=2.0)))) == 224  # what the link gets at parse time
+    assert EfficientNetModule(ScalingSpec(variant="b0"), num_classes=10).resolution == 224
+
+
+def test_channels_last_option(tmp_path):
+    module = tiny(channels_last=True)
+    fit(module, SeparableData(), tmp_path, max_steps=1)
+    assert module.model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_ema_and_module_share_one_metric_definition(tmp_path):
+    """With decay 0 the averaged copy is the raw weights, so val_ema/* must equal val/* exactly."""
+    from effnet_lightning.callbacks import EMA
+
+    pl.seed_everything(0)
+    module = tiny(lr_schedule="constant", drop_path_rate=0.0)
+    trainer = fit(module, SeparableData(), tmp_path, max_epochs=1, limit_val_batches=2, callbacks=[EMA(0.0, False)])
+    metrics = trainer.callback_metrics
+    for name in ("loss", "acc1", "acc5"):
+        assert metrics[f"val_ema/{name}"].item() == pytest.approx(metrics[f"val/{name}"].item(), rel=1e-6), name
+
+
+def test_checkpoint_of_a_module_built_in_python_loads_weights_only(tmp_path):
+    """The ScalingSpec in the hyperparameters is allow-listed for weights-only unpickling."""
+    trainer = fit(tiny(), SeparableData(), tmp_path, max_steps=1)
+    trainer.save_checkpoint(tmp_path / "tiny.ckpt")
+    loaded = EfficientNetModule.load_from_checkpoint(tmp_path / "tiny.ckpt", weights_only=True)
+    assert loaded.hparams.scaling == ScalingSpec(phi=-4, resolution=32)
+    assert loaded.resolution == 32
