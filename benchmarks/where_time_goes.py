@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CIFAR10
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))  # the stand-in writer lives with the tests
+# the stand-in writer lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402

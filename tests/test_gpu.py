@@ -125,7 +125,8 @@ def standins(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("gpu")
     md5s = write_cifar10(root / "cifar10", train_per_class=TRAIN_PER_CLASS)
     site = write_sitecustomize(root / "site", md5s).parent
-    path = os.pathsep.join(filter(None, [str(site), str(Path(__file__).parent / "support"), os.environ.get("PYTHONPATH")]))
+    support = Path(__file__).parent / "support"
+    path = os.pathsep.join(filter(None, [str(site), str(support), os.environ.get("PYTHONPATH")]))
     with pytest.MonkeyPatch.context() as patch:
         for name, value in checksum_constants(md5s).items():
             patch.setattr(CIFAR10, name, value)
