@@ -11,6 +11,7 @@ import yaml
 from effnet_run import DEBUG_CONFIG, effnet, error_lines
 
 import effnet_lightning.cli
+import effnet_lightning.train.run
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import compound_target
 from effnet_lightning.tools.scale import measure
@@ -115,14 +116,14 @@ def test_interrupted_arm_resumes_from_its_last_checkpoint(
 def test_a_failed_arm_is_marked_and_the_others_run(
     cifar10_module: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = effnet_lightning.cli.main
+    real = effnet_lightning.train.run.main
 
     def failing_first_arm(argv: list[str]) -> int:
         if argv[0] == "fit" and "study-family/phi-5" in argv[-1]:
             return 3  # as a non-finite loss ends
         return real(argv)
 
-    monkeypatch.setattr(effnet_lightning.cli, "main", failing_first_arm)
+    monkeypatch.setattr(effnet_lightning.train.run, "main", failing_first_arm)
     done = effnet(capfd, "study", "family", "--phi", "-5", "-4", *tiny(cifar10_module, tmp_path))
     assert done.returncode == 0, done.stderr
     rows = {r["arm"]: r for r in read_rows(tmp_path / "study-family")}
