@@ -1,10 +1,12 @@
 """CAMImages: a TensorBoard grid of Grad-CAM maps of fixed validation images, every N epochs of a fit.
 
-The same images every time (the first `count` of the first validation batch), as the network sees them after the
-validation preprocessing, each overlaid with pytorch-grad-cam's `GradCAM` map of the predicted class on the last
-convolutional stage (`bn2`), as `effnet cam` draws them. Validation runs under inference mode, so the maps are
-computed afterwards on a copy of the network with gradients enabled: the training weights and their gradients are
-never touched. Off by default (`every_n_epochs: 0`), and in the debug config; the GPU configs turn it on.
+The same images every time (the first `count` of the first validation batch), the whole model input as the network
+sees it after the validation preprocessing, each overlaid with the Grad-CAM map of the predicted class (gradcam.py:
+by default the deepest stage whose map is at least 7x7 at the input size, or the module named by `layer`), enlarged
+to a readable size and captioned with the predicted class, its probability and the true class. Validation runs
+under inference mode, so the maps are computed afterwards on a copy of the network with gradients enabled: the
+training weights and their gradients are never touched. Off by default (`every_n_epochs: 0`), and in the debug
+config; the GPU configs turn it on.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.utils import make_grid
 from typing_extensions import override
+
+from .gradcam import cam_layer, grad_cam, overlay
+from .pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
+
+__all__ = ["CAMImages"]
 
 
 class CAMImages(Callback):
@@ -28,9 +34,11 @@ class CAMImages(Callback):
         every_n_epochs: log after the validation of every this many epochs; 0: never.
         count: images in the grid (at most the validation batch size).
         per_row: images per grid row.
+        layer: the module to explain, a name in `model.named_modules()` such as `blocks.4` or `bn2`; None: the
+            deepest stage whose map is at least 7x7 at the model's input size.
     """
 
-    def __init__(self, every_n_epochs: int = 0, count: int = 8, per_row: int = 8) -> None:
+    def __init__(self, every_n_epochs: int = 0, count: int = 8, per_row: int = 8, layer: str | None = None) -> None:
         if every_n_epochs < 0 or count < 1 or per_row < 1:
             raise ValueError(
                 "cam_images.every_n_epochs must be 0 (off) or positive and count, per_row at least 1; got "
@@ -39,7 +47,14 @@ class CAMImages(Callback):
         self.every_n_epochs = every_n_epochs
         self.count = count
         self.per_row = per_row
-        self._images: torch.Tensor | None = None
+        self.layer = layer
+        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """A misspelt `layer` stops the fit at its start (UserError), not after `every_n_epochs` epochs."""
+        if self.every_n_epochs > 0 and self.layer is not None:
+            cam_layer(network_of(pl_module), resolution_of(pl_module), self.layer)
 
     def _due(self, trainer: pl.Trainer) -> bool:
         return (
@@ -60,42 +75,59 @@ class CAMImages(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         if batch_idx == 0 and self._due(trainer):
-            self._images = batch[0][: self.count].detach().cpu().clone()  # normalized model input
+            images, targets = batch[0][: self.count], batch[-1][: self.count]  # normalized model input
+            self._batch = (images.detach().cpu().clone(), targets.detach().cpu().clone())
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._images is None or not self._due(trainer):
+        if self._batch is None or not self._due(trainer):
             return
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        images, self._images = self._images, None
+        (images, targets), self._batch = self._batch, None
         if not loggers:
             return
-        grid = self.cam_grid(pl_module, images, trainer)
+        datamodule = trainer.datamodule
+        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+        grid = self.cam_grid(pl_module, images, targets, mean, std)
         for logger in loggers:
-            logger.experiment.add_image("val/cam", grid, trainer.global_step)
+            logger.experiment.add_image("val/cam", grid, trainer.global_step, dataformats="HWC")
 
-    def cam_grid(self, pl_module: pl.LightningModule, images: torch.Tensor, trainer: pl.Trainer) -> torch.Tensor:
-        """(3, H, W) grid in [0, 1] of the images with their Grad-CAM overlays."""
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.image import show_cam_on_image
-
-        with torch.inference_mode(False), torch.enable_grad():
-            network = copy.deepcopy(getattr(pl_module, "model", pl_module)).float().cpu().eval()
-            x = images.float().clone().requires_grad_(False)
-            with GradCAM(model=network, target_layers=[network.bn2]) as cam:
-                heat = cam(input_tensor=x, targets=None)  # (N, H, W) in [0, 1]
-        pictures = unnormalize(x, trainer).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3) in [0, 1]
-        overlays = [
-            show_cam_on_image(p.astype(np.float32), h, use_rgb=True) for p, h in zip(pictures, heat, strict=True)
+    def cam_grid(
+        self,
+        pl_module: pl.LightningModule,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        mean: tuple[float, ...] | None,
+        std: tuple[float, ...] | None,
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 grid: each image with its Grad-CAM overlay, enlarged, over its caption."""
+        with torch.inference_mode(False):
+            network = copy.deepcopy(network_of(pl_module)).float().cpu().eval()
+        layer = cam_layer(network, images.shape[-1], self.layer)
+        heat, probabilities = grad_cam(network, images.float(), layer)
+        confidence, predicted = probabilities.max(dim=1)
+        names = class_names_of(pl_module, probabilities.shape[1])
+        pictures = to_uint8_hwc(unnormalize(images, mean, std))
+        side = cell_side(images.shape[-1])
+        cells = [
+            labelled(overlay(picture, h), prediction_caption(names[p], c, names[t]), side)
+            for picture, h, p, c, t in zip(
+                pictures, heat, predicted.tolist(), confidence.tolist(), targets.tolist(), strict=True
+            )
         ]
-        stacked = torch.from_numpy(np.stack(overlays)).permute(0, 3, 1, 2).float() / 255
-        return make_grid(stacked, nrow=self.per_row, padding=2, pad_value=1.0)
+        return tile(cells, self.per_row)
 
 
-def unnormalize(images: torch.Tensor, trainer: pl.Trainer) -> torch.Tensor:
-    """Normalized (N, 3, H, W) back to 0-1 with the datamodule's mean/std; min-max per image when unknown."""
-    mean, std = getattr(trainer.datamodule, "mean", None), getattr(trainer.datamodule, "std", None)
-    if mean is None or std is None:
-        low = images.amin(dim=(1, 2, 3), keepdim=True)
-        return (images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low).clamp(min=1e-6)
-    return (images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)).clamp(0, 1)
+def network_of(pl_module: pl.LightningModule) -> torch.nn.Module:
+    """The bare network the module wraps (`model`), or the module itself."""
+    return getattr(pl_module, "model", pl_module)
+
+
+def resolution_of(pl_module: pl.LightningModule) -> int:
+    """The side in px of the module's input (EfficientNetModule.resolution); 224 (timm's default) when unknown."""
+    return int(getattr(pl_module, "resolution", 224))
+
+
+def class_names_of(pl_module: pl.LightningModule, num_classes: int) -> list[str]:
+    """The module's class names (the datamodule's, stored in checkpoints), else "0", "1", ..."""
+    return [str(name) for name in (getattr(pl_module, "class_names", None) or range(num_classes))]

@@ -1,12 +1,15 @@
-"""ConfusionMatrix: at each validation, the confusion matrix as a TensorBoard image and the accuracy of every class.
+"""ConfusionMatrix: at each validation, the confusion matrix as a TensorBoard figure and the accuracy of every class.
 
 Counted with torchmetrics' `MulticlassConfusionMatrix` on the raw weights' logits that `validation_step` returns
 (no second forward pass; all ranks summed when computed). Logged:
-- `val/confusion_matrix` image: row = true class, column = predicted class, each row normalised to 1 (white 0,
-  black 1), enlarged with nearest-neighbour so every class is at least `min_cell_px` pixels; rows and columns are
-  in label order (class names in the `val/confusion_matrix` text for at most `max_named_classes` classes);
-- `val_class_acc1/<class name>` scalars (recall of each class), for at most `max_named_classes` classes, written by
-  rank 0 straight to the loggers (not `self.log`: they are not in `trainer.callback_metrics`).
+- `val/confusion_matrix` figure, drawn by torchmetrics' own `plot()` (matplotlib): rows = true class, columns =
+  predicted class, both axes labelled with the class names, each row normalised to 1 (the share of that class
+  predicted as each column) and, up to `MAX_CELL_TEXT_CLASSES` classes, that share written in every cell. With
+  more classes the cells stay unlabelled and every k-th class is named, so that no axis carries more than
+  `MAX_TICK_LABELS` names;
+- the counts as a named markdown table in the text tab, and `val_class_acc1/<class name>` scalars (recall of each
+  class), for at most `max_named_classes` classes, written by rank 0 straight to the loggers (not `self.log`: they
+  are not in `trainer.callback_metrics`).
 """
 
 from __future__ import annotations
@@ -17,18 +20,26 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
-MIN_IMAGE_PX = 256  # side of the matrix image at least (small class counts are enlarged to this)
+__all__ = ["ConfusionMatrix", "confusion_figure", "table"]
+
+MAX_CELL_TEXT_CLASSES = 20  # classes: above this the cells carry no numbers (they would be under 0.5 in wide)
+MAX_TICK_LABELS = 40  # class names per axis at most: 1000 ImageNet names would overprint each other
+CELL_INCHES = 0.6  # side of one cell: torchmetrics writes cell text at 15 pt, "0.83" is about 0.45 in wide
+MARGIN_INCHES = 2.5  # room for the axis labels, the rotated class names and the colour bar
+MIN_INCHES, MAX_INCHES = 5.0, 20.0  # figure side; at DPI: 500 to 2000 px
+DPI = 100  # pixels per inch of the logged image
 
 
 class ConfusionMatrix(Callback):
-    """Confusion-matrix image and per-class accuracy at every validation of a fit.
+    """Confusion-matrix figure and per-class accuracy at every validation of a fit.
 
     Args:
         max_named_classes: per-class scalars and the named text table only up to this many classes (ImageNet's
-            1000 would add 1000 scalars per validation); the image is always logged.
+            1000 would add 1000 scalars per validation); the figure is always logged.
     """
 
     def __init__(self, max_named_classes: int = 100) -> None:
@@ -61,7 +72,7 @@ class ConfusionMatrix(Callback):
             return
         counts = self.matrix.compute().float()  # (C, C), all ranks; row = true, column = predicted
         per_class = counts.diag() / counts.sum(dim=1).clamp(min=1)
-        names = list(getattr(pl_module, "class_names", None) or range(len(per_class)))
+        names = [str(n) for n in (getattr(pl_module, "class_names", None) or range(len(per_class)))]
         if not trainer.is_global_zero:
             return
         if len(per_class) <= self.max_named_classes:
@@ -72,17 +83,32 @@ class ConfusionMatrix(Callback):
                 logger.log_metrics(accuracy, step=trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/confusion_matrix", matrix_image(counts), trainer.global_step)
+                title = f"validation at step {trainer.global_step}"
+                figure = confusion_figure(self.matrix, counts, names, title)
+                logger.experiment.add_figure("val/confusion_matrix", figure, trainer.global_step)
                 if len(per_class) <= self.max_named_classes:
                     logger.experiment.add_text("val/confusion_matrix", table(counts, names), trainer.global_step)
 
 
-def matrix_image(counts: torch.Tensor) -> torch.Tensor:
-    """(1, H, W) float image in [0, 1]: each row normalised, dark = frequent, cells enlarged to >= MIN_IMAGE_PX."""
-    rows = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    cell = max(1, -(-MIN_IMAGE_PX // len(counts)))  # ceil: px per class
-    image = 1.0 - rows.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
-    return image.unsqueeze(0).cpu()
+def confusion_figure(metric: MulticlassConfusionMatrix, counts: torch.Tensor, names: list[str], title: str) -> Figure:
+    """The row-normalised matrix of `counts` (C, C) drawn by `metric.plot()` on a new matplotlib Figure (no
+    pyplot state), with class names on both axes, the shares in the cells up to MAX_CELL_TEXT_CLASSES classes, a
+    colour bar and a title that gives the image count."""
+    classes = len(counts)
+    rates = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).cpu()
+    side = min(MAX_INCHES, max(MIN_INCHES, classes * CELL_INCHES + MARGIN_INCHES))
+    figure = Figure(figsize=(side, side), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    _, axes = metric.plot(val=rates, ax=axes, add_text=classes <= MAX_CELL_TEXT_CLASSES, labels=names)
+    figure.colorbar(axes.images[0], ax=axes, shrink=0.8, label="share of the true class")
+    if classes > MAX_TICK_LABELS:
+        every = -(-classes // MAX_TICK_LABELS)  # ceil: name every k-th class
+        ticks = list(range(0, classes, every))
+        axes.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=8)
+        axes.set_yticks(ticks, [names[i] for i in ticks], rotation=0, fontsize=8)
+        title += f" (every {every}th class named)"
+    axes.set_title(f"{title}: {int(counts.sum())} images, each row sums to 1", fontsize=12)
+    return figure
 
 
 def table(counts: torch.Tensor, names: list[Any]) -> str:

@@ -2,8 +2,9 @@
 
 The same images every time (the first `count` of the first validation batch, which an unshuffled loader keeps
 fixed), shown as the network sees them (after the on-device resize; the normalisation undone with the
-datamodule's mean/std). A green frame marks a correct top-1 prediction, a red one a wrong one; the
-`val/predictions` text gives, per image in grid order, the predicted class, its probability and the true class.
+datamodule's mean/std), enlarged to at least 128 px (pictures.py) and captioned with the predicted class and its
+probability (green when right, red when wrong) and the true class. The `val/predictions` text repeats the captions
+as a list, per image in grid order.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
-from torchvision.utils import make_grid
 from typing_extensions import override
 
-FRAME_PX = 2  # width of the correct/wrong frame around each image
-CORRECT, WRONG = (0.1, 0.8, 0.1), (0.9, 0.1, 0.1)  # RGB, 0-1
+from .pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
+
+__all__ = ["PredictionGrid"]
 
 
 class PredictionGrid(Callback):
-    """Grid of `count` fixed validation images, framed green (correct) or red (wrong), plus a text legend.
+    """Grid of `count` fixed validation images captioned with predicted and true class, plus a text legend.
 
     Args:
         count: images in the grid (at most the validation batch size).
@@ -52,42 +54,34 @@ class PredictionGrid(Callback):
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
             return
-        images, targets = batch[0][: self.count], batch[-1][: self.count]
-        probabilities = outputs[: self.count].detach().float().softmax(dim=1)
-        confidence, predicted = probabilities.max(dim=1)
-        pictures = self._unnormalize(trainer, images.detach().float())
-        correct = (predicted == targets).tolist()
-        framed = torch.stack([frame(p, CORRECT if ok else WRONG) for p, ok in zip(pictures, correct, strict=True)])
-        grid = make_grid(framed.cpu(), nrow=self.per_row, padding=2, pad_value=1.0)
-        names = list(getattr(pl_module, "class_names", None) or range(probabilities.shape[1]))
-        legend = "\n".join(
-            f"{i}. predicted **{names[p]}** ({c:.2f}), true {names[t]}"
-            for i, (p, c, t) in enumerate(zip(predicted.tolist(), confidence.tolist(), targets.tolist(), strict=True))
-        )
-        for logger in loggers:
-            logger.experiment.add_image("val/predictions", grid, trainer.global_step)
-            logger.experiment.add_text("val/predictions", legend, trainer.global_step)
-
-    @staticmethod
-    def _unnormalize(trainer: pl.Trainer, images: torch.Tensor) -> torch.Tensor:
-        """Normalized (N, 3, H, W) back to 0-1 with the datamodule's mean/std (0-1 scale); clamped."""
         datamodule = trainer.datamodule
         mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
-        if mean is None or std is None:  # unknown normalisation: stretch each image to 0-1
-            low = images.amin(dim=(1, 2, 3), keepdim=True)
-            high = images.amax(dim=(1, 2, 3), keepdim=True)
-            return (images - low) / (high - low).clamp(min=1e-6)
-        mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
-        return (images * std_t + mean_t).clamp(0, 1)
+        names = [str(n) for n in (getattr(pl_module, "class_names", None) or range(outputs.shape[1]))]
+        images, targets, logits = batch[0][: self.count], batch[-1][: self.count], outputs[: self.count]
+        grid, legend = self.grid(images, targets, logits, names, mean, std)
+        for logger in loggers:
+            logger.experiment.add_image("val/predictions", grid, trainer.global_step, dataformats="HWC")
+            logger.experiment.add_text("val/predictions", legend, trainer.global_step)
 
-
-def frame(image: torch.Tensor, color: tuple[float, float, float]) -> torch.Tensor:
-    """(3, H, W) with a FRAME_PX border of `color` drawn over its edge."""
-    out = image.clone()
-    c = torch.tensor(color, device=image.device).view(3, 1, 1)
-    out[:, :FRAME_PX, :] = c
-    out[:, -FRAME_PX:, :] = c
-    out[:, :, :FRAME_PX] = c
-    out[:, :, -FRAME_PX:] = c
-    return out
+    def grid(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        logits: torch.Tensor,
+        names: list[str],
+        mean: tuple[float, ...] | None,
+        std: tuple[float, ...] | None,
+    ) -> tuple[np.ndarray, str]:
+        """The (H, W, 3) uint8 grid of normalized `images` with their captions, and the markdown legend."""
+        confidence, predicted = logits.detach().float().softmax(dim=1).max(dim=1)
+        rows = list(zip(predicted.tolist(), confidence.tolist(), targets.tolist(), strict=True))
+        pictures = to_uint8_hwc(unnormalize(images, mean, std))
+        side = cell_side(images.shape[-1])
+        cells = [
+            labelled(picture, prediction_caption(names[p], c, names[t]), side)
+            for picture, (p, c, t) in zip(pictures, rows, strict=True)
+        ]
+        legend = "\n".join(
+            f"{i}. predicted **{names[p]}** ({c:.2f}), true {names[t]}" for i, (p, c, t) in enumerate(rows)
+        )
+        return tile(cells, self.per_row), legend

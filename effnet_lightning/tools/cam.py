@@ -4,38 +4,57 @@
     effnet cam --ckpt_path A.ckpt --ckpt_path B.ckpt --config configs/cifar_debug.yaml --split val --count 16
 
 writes a PNG grid into `--output` (default: the first checkpoint's run folder, as cam.png, cam_1.png, ...; nothing
-is overwritten): one row per image, one column per checkpoint, a header with each column's run name, and under
-every cell the predicted class and its probability.
-- Method: Grad-CAM (pytorch-grad-cam's `GradCAM`, not ours) on the network's last convolutional stage (`bn2`, the
-  activated output of the 1x1 head convolution that the classifier pools), for the predicted class.
+is overwritten): one row per image, one column per checkpoint, a header with each column's run name and explained
+layer, and under every cell the predicted class with its probability and the true class when it is known.
+- Method: Grad-CAM (pytorch-grad-cam's `GradCAM`, not ours; callbacks/gradcam.py) for the predicted class, on the
+  deepest stage whose map is at least 7x7 at the checkpoint's input size (`bn2`, the activated head, at 224 px and
+  above; `blocks.1` at 32 px, where `bn2` is 1x1), or on the module `--layer` names.
 - Weights: EMA when the checkpoint has them (default), raw with `--weights raw`.
 - Preprocessing: the validation one, from the checkpoint's `data_config` (written by the module at fit time):
-  shorter side to resolution / crop_pct with its interpolation, the central square, the datamodule's mean/std.
-  On the data it was trained on (32 px CIFAR, or a folder datamodule's eval transform) this is what validation
-  does; checkpoints without a `data_config` use timm's ImageNet defaults.
-- Images: files (`--images`), or the first `--count` images of a split (`--split train|val|test`) of the datamodule
-  that the same `--config`/`--data.*` options as `effnet fit` configure (built by EffnetCLI itself, see
-  data_from_config.py). They are the split's raw images, before any augmentation or normalisation, and go through
-  the preprocessing above for every column, so each row is the same image in every column.
+  shorter side to resolution / crop_pct with its interpolation, the central square, then the datamodule's own
+  `to_model_input` (mean/std). Each cell shows that whole model input under its map. On the data it was trained
+  on (32 px CIFAR, or a folder datamodule's eval transform) this is what validation does; checkpoints without a
+  `data_config` use timm's ImageNet defaults.
+- Images: files (`--images`; the true class is the file's folder name when that is one of the checkpoint's
+  classes, as in a class-per-folder dataset), or the first `--count` images of a split (`--split
+  train|val|test`, with their labels) of the datamodule that the same `--config`/`--data.*` options as `effnet fit`
+  configure (built by EffnetCLI itself, see data_from_config.py). They are the split's raw images, before any
+  augmentation or normalisation, and go through the preprocessing above for every column, so each row is the same
+  image in every column.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from effnet_lightning.errors import OneLineParser
+from effnet_lightning.errors import EXIT_USER_ERROR, OneLineParser, UserError
 
-CELL_PX = 224  # side of one grid cell (each model's input is resized to it for display)
-CAPTION_PX = 16  # height of the text strip under each cell and of the header row
+if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid is drawn, not for --help
+    from effnet_lightning.callbacks.gradcam import CamLayer
+    from effnet_lightning.callbacks.pictures import Caption
+
+__all__ = ["Picture", "main", "write_cam_grid"]
+
+CELL_PX = 224  # side of one grid cell (each model's input is enlarged to it for display)
+MIN_CELL_PX = 16  # --cell_px at least this
 CHECKPOINTS = "checkpoints"
 
 
 SPLITS = ("train", "val", "test")  # --split: the datamodule's train_dataset(), val_dataset(), test_dataset()
 DEFAULT_COUNT = 16  # --count: images (grid rows) taken from the split
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One grid row: the image as read, (H, W, 3) uint8 RGB, and its true class name when known."""
+
+    image: np.ndarray
+    true_class: str | None = None
 
 
 def main(argv: list[str]) -> int:
@@ -51,6 +70,10 @@ def main(argv: list[str]) -> int:
     source.add_argument("--split", choices=SPLITS, help="take the rows from this split of the configured datamodule")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="with --split: how many images (rows)")
     parser.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA (default) or raw weights")
+    parser.add_argument(
+        "--layer",
+        help="the module to explain, e.g. blocks.4 or bn2 (default: the deepest stage whose map is at least 7x7)",
+    )
     parser.add_argument("--output", help="folder for the PNG (default: the first checkpoint's run folder)")
     parser.add_argument("--cell_px", type=int, default=CELL_PX, help="side of one grid cell in pixels")
     args, data_args = parser.parse_known_args(argv)
@@ -61,13 +84,13 @@ def main(argv: list[str]) -> int:
             pictures = read_images(args.images)
         else:
             pictures = split_images(args.split, args.count, data_args)
-        path = write_cam_grid(args.ckpt_path, pictures, args.weights, args.output, args.cell_px)
+        path = write_cam_grid(args.ckpt_path, pictures, args.weights, args.output, args.cell_px, args.layer)
     except Exception as err:  # user errors end here in one line; anything else is re-raised with its traceback
         message = user_error(err)
         if message is None:
             raise
         print(f"effnet cam: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(f"wrote {path}")
     return 0
 
@@ -82,26 +105,27 @@ def user_error(err: Exception) -> str | None:
 
     if isinstance(err, ArgumentError):  # a malformed --config or --data.* option
         return f"{parse_error(err)} (see 'effnet fit --help' for the data options)"
-    if isinstance(err, (*USER_ERRORS, DataModuleInitError)):
+    if isinstance(err, (UserError, *USER_ERRORS, DataModuleInitError)):
         return one_line(str(err))
     return None
 
 
-def read_images(paths: list[str]) -> list[np.ndarray]:
-    """The image files as (H, W, 3) uint8 RGB arrays."""
+def read_images(paths: list[str]) -> list[Picture]:
+    """The image files as (H, W, 3) uint8 RGB arrays, each with its folder's name as a candidate true class."""
     from effnet_lightning.datamodules.image_folder import UNREADABLE, decode_image
 
     pictures = []
     for path in paths:
         try:
-            pictures.append(decode_image(path))
+            pictures.append(Picture(decode_image(path), Path(path).resolve().parent.name))
         except UNREADABLE as err:
             raise ValueError(f"cannot read image {path} ({type(err).__name__}: {err}); pass image files") from err
     return pictures
 
 
-def split_images(split: str, count: int, data_args: list[str]) -> list[np.ndarray]:
-    """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use."""
+def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
+    """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, with
+    their labels' class names."""
     from effnet_lightning.train.data_from_config import datamodule_from_args
     from effnet_lightning.train.plugins import load_and_report
 
@@ -120,7 +144,8 @@ def split_images(split: str, count: int, data_args: list[str]) -> list[np.ndarra
         print(f"effnet cam: {name} has no test split: --split test uses the validation images", file=sys.stderr)
     if count > len(samples):
         raise ValueError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
-    return [as_rgb(samples[i][0]) for i in range(count)]
+    names = list(datamodule.class_names)
+    return [Picture(as_rgb(image), names[int(label)]) for image, label in (samples[i] for i in range(count))]
 
 
 def as_rgb(image: Any) -> np.ndarray:
@@ -131,22 +156,28 @@ def as_rgb(image: Any) -> np.ndarray:
 
 def write_cam_grid(
     ckpt_paths: list[str],
-    pictures: list[np.ndarray],
+    pictures: list[Picture],
     weights: str = "ema",
     output: str | None = None,
     cell_px: int = CELL_PX,
+    layer: str | None = None,
 ) -> Path:
     """Compute every (image, checkpoint) cell and save the grid; returns the PNG's path."""
     from PIL import Image
 
-    if cell_px < 16:
-        raise ValueError(f"--cell_px must be at least 16, got {cell_px}")
-    columns = []
+    from effnet_lightning.callbacks.gradcam import cam_layer
+    from effnet_lightning.callbacks.pictures import BLACK, Caption
+
+    if cell_px < MIN_CELL_PX:
+        raise ValueError(f"--cell_px must be at least {MIN_CELL_PX}, got {cell_px}")
+    columns, headers = [], []
     for ckpt in ckpt_paths:
         network, class_names, data_config = load_network(ckpt, weights)
-        columns.append([cam_cell(network, class_names, data_config, picture, cell_px) for picture in pictures])
-    labels = [run_name(Path(c)) for c in ckpt_paths]
-    grid = compose(columns, labels, cell_px)
+        resolution = int(data_config["input_size"][-1])
+        chosen = cam_layer(network, resolution, layer)
+        columns.append(cam_column(network, class_names, data_config, chosen, pictures, cell_px))
+        headers.append(Caption(((run_name(Path(ckpt)), BLACK), (f"layer {chosen.describe()}", BLACK))))
+    grid = compose(columns, headers, cell_px)
     folder = Path(output) if output else run_folder(Path(ckpt_paths[0]))
     folder.mkdir(parents=True, exist_ok=True)
     target = free_name(folder, "cam", ".png")
@@ -185,45 +216,52 @@ def load_network(ckpt_path: str, weights: str) -> tuple[Any, list[str], dict]:
     return network.eval(), names, data_config
 
 
-def cam_cell(network: Any, class_names: list[str], data_config: dict, picture: np.ndarray, cell_px: int) -> np.ndarray:
-    """One cell: the Grad-CAM heat map of the predicted class over the model's input, with its caption strip."""
-    import cv2
-    import torch
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-
+def model_view(picture: np.ndarray, data_config: dict) -> np.ndarray:
+    """(resolution, resolution, 3) uint8: the picture after validation's CPU transform (resize, central square)."""
     from effnet_lightning.datamodules.transforms import resize_center_crop
 
     resolution = int(data_config["input_size"][-1])
     crop = resize_center_crop(resolution, float(data_config["crop_pct"]), data_config["interpolation"])
-    rgb = crop(image=picture)["image"]  # (resolution, resolution, 3) uint8: validation's CPU transform
-    mean = np.asarray(data_config["mean"], dtype=np.float32) * 255
-    std = np.asarray(data_config["std"], dtype=np.float32) * 255
-    x = torch.from_numpy(((rgb.astype(np.float32) - mean) / std).transpose(2, 0, 1)).unsqueeze(0)
-    with torch.no_grad():
-        probabilities = network(x).softmax(dim=1)[0]
-    confidence, predicted = probabilities.max(dim=0)
-    with GradCAM(model=network, target_layers=[network.bn2]) as cam:
-        heat = cam(input_tensor=x, targets=None)[0]  # (resolution, resolution) in [0, 1], for the top class
-    overlay = show_cam_on_image(rgb.astype(np.float32) / 255, heat, use_rgb=True)
-    overlay = cv2.resize(overlay, (cell_px, cell_px), interpolation=cv2.INTER_NEAREST)
-    caption = text_strip(f"{class_names[int(predicted)]} {float(confidence):.2f}", cell_px)
-    return np.concatenate([overlay, caption], axis=0)
+    return crop(image=picture)["image"]
 
 
-def text_strip(text: str, width: int) -> np.ndarray:
-    """(CAPTION_PX, width, 3) uint8: black text on white, PIL's built-in font, cut to fit."""
-    from PIL import Image, ImageDraw
+def model_input(views: list[np.ndarray], data_config: dict) -> Any:
+    """(N, 3, resolution, resolution) float32: the views normalised by the datamodule's own on-device step."""
+    import torch
 
-    strip = Image.new("RGB", (width, CAPTION_PX), "white")
-    ImageDraw.Draw(strip).text((2, 2), text, fill="black")
-    return np.asarray(strip)
+    from effnet_lightning.datamodules.base import ImageDataModule
+
+    resolution = int(data_config["input_size"][-1])
+    mean, std = tuple(data_config["mean"]), tuple(data_config["std"])
+    datamodule = ImageDataModule(data_dir="", resolution=resolution, mean=mean, std=std)  # only its transform
+    return datamodule.to_model_input(torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2))
 
 
-def compose(columns: list[list[np.ndarray]], labels: list[str], cell_px: int) -> np.ndarray:
-    """Header row of column labels, then one row per image; shape (CAPTION_PX + rows * (cell_px + CAPTION_PX),
-    columns * cell_px, 3)."""
-    header = np.concatenate([text_strip(label, cell_px) for label in labels], axis=1)
+def cam_column(
+    network: Any, class_names: list[str], data_config: dict, layer: CamLayer, pictures: list[Picture], cell_px: int
+) -> list[np.ndarray]:
+    """One checkpoint's cells: each picture's Grad-CAM map over the whole model input, enlarged, captioned. One
+    image per pass (eval-mode BatchNorm: the same maps as a batch), so memory stays one image's at any size."""
+    from effnet_lightning.callbacks.gradcam import grad_cam, overlay
+    from effnet_lightning.callbacks.pictures import labelled, prediction_caption
+
+    cells = []
+    for picture in pictures:
+        view = model_view(picture.image, data_config)
+        heat, probabilities = grad_cam(network, model_input([view], data_config), layer)
+        confidence, predicted = probabilities[0].max(dim=0)
+        true = picture.true_class if picture.true_class in class_names else None
+        caption = prediction_caption(class_names[int(predicted)], float(confidence), true)
+        cells.append(labelled(overlay(view, heat[0]), caption, cell_px))
+    return cells
+
+
+def compose(columns: list[list[np.ndarray]], headers: list[Caption], cell_px: int) -> np.ndarray:
+    """Header row of column captions, then one row per image; both two lines high (pictures.CAPTION_PX).
+    Shape (CAPTION_PX + rows * (cell_px + CAPTION_PX), columns * cell_px, 3)."""
+    from effnet_lightning.callbacks.pictures import caption_strip
+
+    header = np.concatenate([caption_strip(caption, cell_px) for caption in headers], axis=1)
     rows = [np.concatenate([column[r] for column in columns], axis=1) for r in range(len(columns[0]))]
     return np.concatenate([header, *rows], axis=0)
 

@@ -10,10 +10,11 @@ import pytest
 from effnet_run import debug_args, effnet
 from PIL import Image
 
+from effnet_lightning.callbacks.pictures import CAPTION_PX as CAPTION  # px: under each cell, and the header row
+from effnet_lightning.callbacks.pictures import LINE_PX
 from effnet_lightning.cli import main
 
 CELL = 64  # px per grid cell in the test
-CAPTION = 16  # px: cam.py's caption strip and header row
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,30 @@ def two_checkpoints(tmp_path_factory: pytest.TempPathFactory, trained_run: Path,
 
 
 def write_images(folder: Path) -> list[Path]:
-    """Three images: two at CIFAR's 32 px and one larger, non-square JPEG (resized as validation does)."""
+    """Four images: two at CIFAR's 32 px, one larger, non-square JPEG (resized as validation does), and one in a
+    folder named after a CIFAR class ("cat"), whose true class is therefore known."""
     rng = np.random.default_rng(0)
-    folder.mkdir()
-    paths = [folder / "a.png", folder / "b.png", folder / "c.jpg"]
-    for path, shape in zip(paths, [(32, 32, 3), (32, 32, 3), (50, 70, 3)], strict=True):
+    (folder / "cat").mkdir(parents=True)
+    paths = [folder / "a.png", folder / "b.png", folder / "c.jpg", folder / "cat" / "d.png"]
+    for path, shape in zip(paths, [(32, 32, 3), (32, 32, 3), (50, 70, 3), (32, 32, 3)], strict=True):
         Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
     return paths
+
+
+def caption_lines(grid: np.ndarray, row: int, column: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two caption lines (predicted, true class) under one cell, as RGB arrays."""
+    top = CAPTION + row * (CELL + CAPTION) + CELL
+    cell = grid[top : top + CAPTION, column * CELL : (column + 1) * CELL].astype(int)
+    return cell[:LINE_PX], cell[LINE_PX:]
+
+
+def has_text(strip: np.ndarray) -> bool:
+    return bool((strip.min(axis=2) < 128).any())  # dark or saturated pixels on white
+
+
+def coloured(strip: np.ndarray) -> bool:
+    """Text in green or red (a right or wrong prediction against a known truth), not black."""
+    return bool((strip.max(axis=2) - strip.min(axis=2) > 100).any())
 
 
 def test_cam_grid_for_two_checkpoints(two_checkpoints, tmp_path, capfd) -> None:
@@ -47,13 +65,51 @@ def test_cam_grid_for_two_checkpoints(two_checkpoints, tmp_path, capfd) -> None:
     assert done.stdout.strip() == f"wrote {png}"
     grid = np.asarray(Image.open(png))
     assert grid.shape == (CAPTION + len(images) * (CELL + CAPTION), len(two_checkpoints) * CELL, 3)
-    for row in range(len(images)):  # every caption strip has text (dark pixels on white) in both columns
-        top = CAPTION + row * (CELL + CAPTION) + CELL
+    for row in range(len(images)):  # every cell names its prediction; the truth only when the folder is a class
         for column in range(2):
-            assert (grid[top : top + CAPTION, column * CELL : (column + 1) * CELL] < 128).any()
+            predicted, true = caption_lines(grid, row, column)
+            known = images[row].parent.name == "cat"
+            assert has_text(predicted) and coloured(predicted) == known and has_text(true) == known
     again = effnet(capfd, "cam", *ckpts, "--images", str(images[0]), f"--cell_px={CELL}")
     assert again.returncode == 0 and (run / "cam_1.png").is_file()  # never overwrites
     assert np.array_equal(np.asarray(Image.open(png)), grid)
+
+
+def test_cam_layer_option(two_checkpoints, tmp_path, capfd) -> None:
+    """--layer names the module to explain: the same image gives another map than the default layer's, and the
+    header says which (a cell wide enough for "layer blocks.1 (8x8)")."""
+    image = write_images(tmp_path / "images")[0]
+    grids = {}
+    for layer in (None, "blocks.2"):
+        out = tmp_path / str(layer)
+        options = [f"--layer={layer}"] if layer else []
+        done = effnet(capfd, "cam", f"--ckpt_path={two_checkpoints[0]}", "--images", str(image), *options,
+                      f"--output={out}", "--cell_px=160")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        grids[layer] = np.asarray(Image.open(out / "cam.png"))
+    run_line = slice(0, LINE_PX)
+    assert np.array_equal(grids[None][run_line], grids["blocks.2"][run_line])  # the same checkpoint
+    assert not np.array_equal(grids[None][LINE_PX:CAPTION], grids["blocks.2"][LINE_PX:CAPTION])  # its layer
+    assert not np.array_equal(grids[None][CAPTION:], grids["blocks.2"][CAPTION:])  # another map
+
+
+def test_cam_maps_localise_at_32_px(two_checkpoints, cifar10_module) -> None:
+    """On the trained φ = -4 checkpoint at 32 px the default layer's map is at least 7x7 and varies over the image
+    (the head's, bn2, is 1x1 there: one flat value)."""
+    from effnet_lightning.callbacks.gradcam import MIN_MAP_SIDE, cam_layer, grad_cam
+    from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+    from effnet_lightning.tools.cam import load_network, model_input, model_view
+
+    network, _, data_config = load_network(str(two_checkpoints[0]), "ema")
+    val = CIFAR10DataModule(str(cifar10_module), val_size=100).val_dataset()
+    x = model_input([model_view(val[i][0], data_config) for i in range(8)], data_config)
+    assert x.shape == (8, 3, 32, 32)
+    layer = cam_layer(network, 32)
+    assert layer.side >= MIN_MAP_SIDE
+    heat, _ = grad_cam(network, x, layer)
+    assert (heat.std(axis=(1, 2)) > 0.03).all()  # measured 0.18-0.29 on this checkpoint
+    flat, _ = grad_cam(network, x, cam_layer(network, 32, "bn2"))
+    assert np.ptp(flat, axis=(1, 2)).max() == 0
 
 
 def test_cam_unreadable_image_is_one_line(two_checkpoints, tmp_path, capfd) -> None:
@@ -79,12 +135,16 @@ def test_cam_grid_from_the_validation_split(two_checkpoints, cifar10_module, tmp
     assert done.returncode == 0, done.stderr
     grid = np.asarray(Image.open(split / "cam.png"))
     assert grid.shape == (CAPTION + 4 * (CELL + CAPTION), 2 * CELL, 3)
+    for row in range(4):  # the split knows every true class: each caption names it and colours the prediction
+        predicted, true = caption_lines(grid, row, 0)
+        assert coloured(predicted) and has_text(true)
     assert not (tmp_path / "runs").exists()  # reading the data makes no run folder
 
-    val = CIFAR10DataModule(str(cifar10_module), val_size=100).val_dataset()  # debug_args' split
-    (tmp_path / "files").mkdir()
-    files = [tmp_path / "files" / f"{i}.png" for i in range(4)]
+    datamodule = CIFAR10DataModule(str(cifar10_module), val_size=100)  # debug_args' split
+    val = datamodule.val_dataset()
+    files = [tmp_path / "files" / datamodule.class_names[val[i][1]] / f"{i}.png" for i in range(4)]  # class folders
     for i, path in enumerate(files):
+        path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(val[i][0]).save(path)
     done = effnet(capfd, "cam", *ckpts, "--images", *map(str, files), f"--output={tmp_path}", f"--cell_px={CELL}")
     assert done.returncode == 0, done.stderr
@@ -99,6 +159,7 @@ def test_cam_grid_from_the_validation_split(two_checkpoints, cifar10_module, tmp
         (["--split", "val", "--images", "a.png"], "effnet cam: error: argument --images: not allowed with"),
         (["--split", "val", "--data.init_args.data_dir=MISSING"], "effnet cam: error: CIFAR-10 not found in"),
         (["--split", "valid"], "effnet cam: error: argument --split: invalid choice: 'valid'"),
+        (["--split", "val", "--layer", "blocks.9"], "effnet cam: error: layer 'blocks.9' is not a module of this"),
     ],
 )
 def test_cam_split_errors_are_one_line(two_checkpoints, cifar10_module, tmp_path, capfd, options, expected) -> None:

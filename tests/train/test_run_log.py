@@ -10,6 +10,7 @@ import pytest
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from effnet_lightning.callbacks.pictures import CAPTION_PX
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES
 
 EPOCHS = 2
@@ -65,12 +66,13 @@ def test_non_tty_log_lines_summary_and_tensorboard(fitted, capfd) -> None:
     assert {f"val_class_acc1/{name}" for name in CIFAR10_CLASSES} <= set(scalars)  # per-class accuracy by name
     assert {"val/confusion_matrix", "val/predictions"} <= set(events.Tags()["images"])
     matrix = events.Images("val/confusion_matrix")
-    assert len(matrix) == EPOCHS and matrix[-1].width >= 256  # one per validation; 10 classes enlarged
+    assert len(matrix) == EPOCHS and matrix[-1].width >= 500  # one per validation; a matplotlib figure
     cams = events.Images("val/cam")
     assert [c.step for c in cams] == [EPOCHS * STEPS_PER_EPOCH]  # every 2nd epoch: once in a 2-epoch run
-    assert (cams[0].width, cams[0].height) == (8 * (32 + 2) + 2, 32 + 4)  # 8 images of 32 px in one row
+    cell = (128 + 2, 128 + CAPTION_PX + 2)  # 32 px enlarged 4x, two caption lines, 2 px padding
+    assert (cams[0].width, cams[0].height) == (8 * cell[0] + 2, cell[1] + 2)  # 8 images in one row
     grid = events.Images("val/predictions")[-1]
-    assert (grid.width, grid.height) == (8 * (32 + 2) + 2, 2 * (32 + 2) + 2)  # 16 images of 32 px, 8 per row
+    assert (grid.width, grid.height) == (8 * cell[0] + 2, 2 * cell[1] + 2)  # 16 images, 8 per row
     assert {"val/confusion_matrix/text_summary", "val/predictions/text_summary"} <= set(
         events.PluginTagToContent("text")
     )
