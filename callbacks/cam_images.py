@@ -20,6 +20,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 from typing_extensions import override
 
+from effnet_lightning.errors import ConfigError
+
 
 class CAMImages(Callback):
     """Grad-CAM grid of `count` fixed validation images every `every_n_epochs` epochs (0: off).
@@ -32,7 +34,7 @@ class CAMImages(Callback):
 
     def __init__(self, every_n_epochs: int = 0, count: int = 8, per_row: int = 8) -> None:
         if every_n_epochs < 0 or count < 1 or per_row < 1:
-            raise ValueError(
+            raise ConfigError(
                 "cam_images.every_n_epochs must be 0 (off) or positive and count, per_row at least 1; got "
                 f"{every_n_epochs}, {count}, {per_row}."
             )

@@ -17,6 +17,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 from typing_extensions import override
 
+from effnet_lightning.errors import ConfigError
+
 FRAME_PX = 2  # width of the correct/wrong frame around each image
 CORRECT, WRONG = (0.1, 0.8, 0.1), (0.9, 0.1, 0.1)  # RGB, 0-1
 
@@ -31,7 +33,7 @@ class PredictionGrid(Callback):
 
     def __init__(self, count: int = 16, per_row: int = 8) -> None:
         if count < 1 or per_row < 1:
-            raise ValueError(f"prediction_grid.count and per_row must be at least 1, got {count}, {per_row}.")
+            raise ConfigError(f"prediction_grid.count and per_row must be at least 1, got {count}, {per_row}.")
         self.count = count
         self.per_row = per_row
 

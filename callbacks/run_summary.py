@@ -21,7 +21,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.console import output
 from effnet_lightning.model.flops import count_macs, count_params
+
+__all__ = ["RunSummary"]
 
 BEST_KEYS = {"val/acc1": "best/val_acc1", "val_ema/acc1": "best/val_ema_acc1"}  # monitored -> hparams metric
 
@@ -69,7 +72,7 @@ class RunSummary(Callback):
                 macs = count_macs(meta, resolution)
                 facts["model/macs"] = float(macs)
                 text += f", {macs / 1e9:.3f} GMACs per image"
-        print(f"model: {text}", flush=True)
+        output().info(f"model: {text}")
         for logger in trainer.loggers:
             logger.log_metrics(facts, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
@@ -106,7 +109,7 @@ class RunSummary(Callback):
         train_seconds = max(wall - self._validation_seconds, 1e-9)
         best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none"
         best = "  ".join(f"{key} {value:.4f}" for key, value in self.best.items()) or "no validation ran"
-        print(
+        output().info(
             "\n".join(
                 [
                     "run summary:",
@@ -116,8 +119,7 @@ class RunSummary(Callback):
                     f"  mean img/s       {self._images / train_seconds:.0f} (training, validation time excluded)",
                     f"  wall time        {datetime.timedelta(seconds=round(wall))}",
                 ]
-            ),
-            flush=True,
+            )
         )
         metrics = {BEST_KEYS[key]: value for key, value in self.best.items()}
         if metrics:
