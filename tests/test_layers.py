@@ -122,3 +122,31 @@ def test_benchmarks_do_not_import_from_tests() -> None:
                 names = ["tests"]
             wrong += [f"{path.name}: {name}" for name in names if name in test_modules]
     assert not wrong, wrong
+
+
+READ_CHECKPOINT = """
+import sys
+from pathlib import Path
+from effnet_lightning.tools.cam import load_network
+from effnet_lightning.tools.export import export
+network, names, data_config = load_network(sys.argv[1], "ema")
+export(sys.argv[1], str(Path(sys.argv[2]) / "model.safetensors"))
+print(sorted({m.split(".")[0] for m in sys.modules if m.startswith("lightning")} | {
+    m for m in sys.modules if m.startswith(("effnet_lightning.callbacks", "effnet_lightning.train.lightning_cli"))}))
+"""
+
+
+def test_export_and_cam_read_checkpoints_without_lightning(tmp_path: Path) -> None:
+    """`effnet export` and `effnet cam` read a checkpoint (network, weights, classes, preprocessing) through
+    train/checkpoint_format.py alone: no Lightning, LightningCLI or callback is imported for it."""
+    ckpt = ROOT / "tests" / "support" / "data" / "pre_layers" / "last.ckpt"
+    done = subprocess.run(
+        [sys.executable, "-c", READ_CHECKPOINT, str(ckpt), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()

@@ -62,14 +62,15 @@ def run_lightning(argv: list[str]) -> int:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
+    from effnet_lightning.train import plugins
     from effnet_lightning.train.finite import NonFiniteStateError
     from effnet_lightning.train.lightning_cli import EffnetCLI
-    from effnet_lightning.train.plugins import load_and_report
+    from effnet_lightning.train.signals import Stopped
 
     command = argv[0]
     run_folders: list[Path] = []  # the run folder, once the CLI has picked it (for the crash report)
-    load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
     try:
+        plugins.load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
         with warnings.catch_warnings():
             # Lightning 2.6's own helper (CombinedLoader, every run) builds torch's deprecated LeafSpec; neither the
             # user nor we can act on the FutureWarning. Ignored by category and emitting module only, for this one
@@ -94,6 +95,8 @@ def run_lightning(argv: list[str]) -> int:
         return EXIT_NONFINITE
     except SIGTERMException:  # Lightning's own SIGTERM path; LastCheckpoint saved in on_exception
         return EXIT_PREEMPTED
+    except Stopped:  # a signal: main() reports it with the signal's exit code
+        raise
     except Exception as err:  # a crash: the traceback, and where the run's results are
         traceback.print_exc()
         print(crash_line(command, err, run_folders[-1] if run_folders else None), file=sys.stderr, flush=True)
