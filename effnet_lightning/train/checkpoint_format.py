@@ -44,6 +44,7 @@ __all__ = [
     "has_ema",
     "imagenet_data_config",
     "load_checkpoint",
+    "spec_of",
     "trusted_globals",
 ]
 
@@ -84,6 +85,14 @@ def imagenet_data_config(resolution: int) -> dict[str, Any]:
         "crop_pct": IMAGENET_CROP_PCT,
         "crop_mode": "center",
     }
+
+
+def spec_of(section: Any) -> ScalingSpec:
+    """The ScalingSpec of a `scaling` section as a checkpoint or a parsed config holds it: the spec itself, its
+    fields as a dict, or jsonargparse's Namespace of them."""
+    if isinstance(section, ScalingSpec):
+        return section
+    return ScalingSpec(**(section.as_dict() if hasattr(section, "as_dict") else dict(section)))
 
 
 def has_ema(checkpoint: dict[str, Any]) -> bool:
@@ -159,8 +168,7 @@ class TrainedCheckpoint:
 
     @property
     def spec(self) -> ScalingSpec:
-        spec = self.hparams.get("scaling", ScalingSpec())
-        return spec if isinstance(spec, ScalingSpec) else ScalingSpec(**spec)
+        return spec_of(self.hparams.get("scaling", ScalingSpec()))
 
     @property
     def scaling(self) -> Scaling:

@@ -240,13 +240,13 @@ def _check_memory(config: Mapping[str, Any]) -> None:
     memory.py) exceeds the device's memory, with the estimate and the limit. `--model.scaling.phi 100` is
     refused by arithmetic alone, in microseconds; without this it grew to 15.9 GB in 11 minutes."""
     from effnet_lightning.model import memory
-    from effnet_lightning.model.scaling import ScalingSpec
+    from effnet_lightning.train.checkpoint_format import spec_of
 
     model = config.get("model") or {}
     scaling = model.get("scaling")
     if scaling is None:
         return
-    spec = ScalingSpec(**(scaling.as_dict() if hasattr(scaling, "as_dict") else dict(scaling)))
+    spec = spec_of(scaling)
     accelerator = (config.get("trainer") or {}).get("accelerator")
     limit = memory.device_memory_bytes(accelerator if isinstance(accelerator, str) else "auto")
     batch_size = ((config.get("data") or {}).get("init_args") or {}).get("batch_size")

@@ -25,7 +25,7 @@ from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import count_macs
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
-from effnet_lightning.train.checkpoint_format import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names
+from effnet_lightning.train.checkpoint_format import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names, spec_of
 from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
 
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
@@ -157,16 +157,22 @@ class EfficientNetModule(pl.LightningModule):
         return self.model.scaling.resolution
 
     @property
-    def flops_per_batch(self) -> int:
-        """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
-        MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
-        an evaluation batch one. The MACs are counted once, on the meta device (flops.py)."""
+    def macs_per_image(self) -> int:
+        """MACs of one forward pass of one image, counted once on a copy built on the meta device (no memory,
+        milliseconds; model/flops.py)."""
         if self._macs_per_image is None:
             with torch.device("meta"):
                 network = create_model(self.scaling, num_classes=self.hparams.num_classes)
             self._macs_per_image = count_macs(network, self.resolution)
+        return self._macs_per_image
+
+    @property
+    def flops_per_batch(self) -> int:
+        """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
+        MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
+        an evaluation batch one."""
         passes = TRAIN_PASSES if self.training else 1
-        return 2 * passes * self._macs_per_image * self._batch_images
+        return 2 * passes * self.macs_per_image * self._batch_images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self._batch_images = images.shape[0]  # a host int: no device sync
@@ -327,5 +333,4 @@ def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
     """The input size (px) the `model.scaling` section implies; the CLI links it into `data.init_args.resolution`.
 
     The link runs at parse time, when jsonargparse hands over the section as a Namespace of the spec's fields."""
-    spec = scaling if isinstance(scaling, sc.ScalingSpec) else sc.ScalingSpec(**scaling.as_dict())
-    return spec.resolve().resolution
+    return spec_of(scaling).resolve().resolution

@@ -20,6 +20,7 @@ from effnet_lightning.errors import (
     EXIT_CRASH,
     EXIT_INTERRUPTED,
     EXIT_NONFINITE,
+    EXIT_OK,
     EXIT_PREEMPTED,
     EXIT_USER_ERROR,
     UserError,
@@ -57,7 +58,7 @@ def main(argv: list[str], in_process: bool = True) -> int:
 
 
 def run_lightning(argv: list[str]) -> int:
-    """LightningCLI, with user errors (missing data, impossible numbers) as one line and exit code 2."""
+    """LightningCLI, and the exit code of how it ended (the module docstring's list)."""
     from jsonargparse import ArgumentError
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -101,7 +102,7 @@ def run_lightning(argv: list[str]) -> int:
         traceback.print_exc()
         print(crash_line(command, err, run_folders[-1] if run_folders else None), file=sys.stderr, flush=True)
         return EXIT_CRASH
-    return 0
+    return EXIT_OK
 
 
 def crash_line(command: str, err: BaseException, run: Path | None) -> str:

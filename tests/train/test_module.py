@@ -37,8 +37,8 @@ def tiny(**kwargs) -> EfficientNetModule:
     return EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3, bn_momentum=0.1, **kwargs)
 
 
-def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
-    trainer = make_trainer(tmp_path, [], **{"num_sanity_val_steps": SANITY_STEPS, **trainer_kwargs})
+def fit(module, data, tmp_path, callbacks=(), **trainer_kwargs) -> pl.Trainer:
+    trainer = make_trainer(tmp_path, list(callbacks), **{"num_sanity_val_steps": SANITY_STEPS, **trainer_kwargs})
     trainer.fit(module, datamodule=data)
     return trainer
 
