@@ -12,7 +12,6 @@ Data: CIFAR-10 stand-ins in the real file format, in a temporary directory (no n
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,13 +19,10 @@ from pathlib import Path
 import albumentations as A
 import cv2
 import torch
+from cifar_standin import checksum_constants, write_cifar10  # benchmarks/cifar_standin.py, beside this script
 from torchvision.datasets import CIFAR10
 
-# The stand-in writer lives with the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
-
-from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 
 
 class PerImageResize(CIFAR10DataModule):

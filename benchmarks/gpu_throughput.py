@@ -3,7 +3,7 @@
 For each variant and memory format (channels_last, NCHW) it measures two paths on the same data shape:
 - framework: `effnet fit --config configs/b0_cifar.yaml` (the paper recipe: RMSpropTF, EMA, LR schedule,
   non-finite guard, checkpointing, per-batch resize on the device, TensorBoard logging), run in process through
-  `effnet_lightning.cli.main` on CIFAR-10 stand-ins in the real format (tests/cifar_standin.py), with the
+  `effnet_lightning.cli.main` on CIFAR-10 stand-ins in the real format (benchmarks/cifar_standin.py), with the
   variant, batch size and memory format given as command-line overrides;
 - bare: timm's `efficientnet_bN` with the same dropout and drop-path, RMSpropTF, timm's `ModelEmaV3`, label
   smoothing and the same on-device resize and normalization, fed uint8 32 px batches already on the device
@@ -41,16 +41,14 @@ import lightning.pytorch as pl
 import timm
 import torch
 import torch.nn.functional as F
+from cifar_standin import checksum_constants, write_cifar10  # benchmarks/cifar_standin.py, beside this script
 from timm.optim import RMSpropTF
 from timm.utils import ModelEmaV3
 from torchvision.datasets import CIFAR10
 
+from effnet_lightning.cli import main as effnet_main
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
-
-from effnet_lightning.cli import main as effnet_main  # noqa: E402
-
 CONFIG = ROOT / "configs" / "b0_cifar.yaml"  # the recipe; the variant is overridden per row
 # Official table (DESIGN.md, tensorflow/tpu efficientnet_builder.py): native resolution and dropout per variant.
 NATIVE = {"b0": (224, 0.2), "b1": (240, 0.2), "b2": (260, 0.3), "b3": (300, 0.3),

@@ -9,18 +9,15 @@ per-sample reseed (KeyedDataset with SampleKey vs a plain index), and prints mic
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cifar_standin import checksum_constants, write_cifar10  # benchmarks/cifar_standin.py, beside this script
 from torchvision.datasets import CIFAR10
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
-
-from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402
-from effnet_lightning.datamodules.resumable import KeyedDataset, SampleKey  # noqa: E402
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+from effnet_lightning.datamodules.resumable import KeyedDataset, SampleKey
 
 
 def microseconds_per_image(dataset: KeyedDataset, keys: list) -> float:

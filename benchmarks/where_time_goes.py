@@ -13,21 +13,17 @@ native resolution. Whichever is lower bounds training.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from cifar_standin import checksum_constants, write_cifar10  # benchmarks/cifar_standin.py, beside this script
 from torchvision.datasets import CIFAR10
 
-# the stand-in writer lives with the tests
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from cifar_standin import checksum_constants, write_cifar10  # noqa: E402
-
-from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule  # noqa: E402
-from effnet_lightning.model import scaling as sc  # noqa: E402
-from effnet_lightning.tools.benchmark import Setting, run  # noqa: E402
+from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+from effnet_lightning.model import scaling as sc
+from effnet_lightning.tools.benchmark import Setting, run
 
 CIFAR_SIZE = 32  # px of the images the CIFAR loader hands out
 

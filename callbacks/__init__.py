@@ -3,7 +3,7 @@ every N steps/minutes, RNG states, non-finite loss guard, optimizer settings giv
 stochastic depth are the module's own arguments (`model.lr_schedule`, `model.drop_path_rate`)."""
 
 from .auto_batch import AutoBatchSize
-from .ema import EMA, TensorPairs, ema_update_, export_ema_state_dict, load_weights, tf_ema_decay
+from .ema import EMA, TensorPairs, ema_update_, load_weights, tf_ema_decay
 from .last_checkpoint import LastCheckpoint
 from .nonfinite import NonFiniteLoss, NonFiniteLossError
 from .resume_overrides import ResumeOverrides
@@ -21,7 +21,6 @@ __all__ = [
     "ResumeOverrides",
     "TensorPairs",
     "ema_update_",
-    "export_ema_state_dict",
     "load_weights",
     "tf_ema_decay",
 ]

@@ -15,7 +15,7 @@ Single device only (BatchSizeFinder does not support distributed strategies).
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -23,8 +23,12 @@ import torch
 from lightning.pytorch.callbacks import BatchSizeFinder, Callback
 from lightning.pytorch.utilities import rank_zero_only
 
+from effnet_lightning.errors import ConfigError
 from effnet_lightning.model import memory
 
+__all__ = ["AutoBatchSize", "split_batch"]
+
+log = logging.getLogger(__name__)
 GB = 10**9  # decimal, as device makers quote memory
 
 
@@ -38,7 +42,7 @@ class AutoBatchSize(Callback):
         margin: float = 0.05,  # BatchSizeFinder: keep this fraction below the largest size that ran (CUDA)
     ) -> None:
         if memory_budget_gb is not None and memory_budget_gb <= 0:
-            raise ValueError(f"memory_budget_gb must be > 0 (GB of device memory), got {memory_budget_gb}")
+            raise ConfigError(f"memory_budget_gb must be > 0 (GB of device memory), got {memory_budget_gb}")
         self.memory_budget_gb = memory_budget_gb
         self.mode, self.steps_per_trial, self.max_trials, self.margin = mode, steps_per_trial, max_trials, margin
         self.per_device: int | None = None  # what was chosen
@@ -47,7 +51,7 @@ class AutoBatchSize(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         data = trainer.datamodule
         if data is None or not hasattr(data, "batch_size"):
-            raise ValueError("AutoBatchSize needs a datamodule with a `batch_size` attribute")
+            raise ConfigError("AutoBatchSize needs a datamodule with a `batch_size` attribute")
         global_batch = data.batch_size * trainer.accumulate_grad_batches  # per device; devices do not change
         on_cuda = pl_module.device.type == "cuda"
         budget = self._budget_bytes(pl_module.device)
@@ -73,7 +77,7 @@ class AutoBatchSize(Callback):
         per_image = result.training_bytes(1, checkpointing) - result.state_bytes
         largest = (budget - result.state_bytes) // per_image
         if largest < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"{pl_module.scaling.name} needs about {memory.human_bytes(result.training_bytes(1, checkpointing))} "
                 f"to train on one image; the memory budget is {memory.human_bytes(budget)}: raise "
                 "memory_budget_gb, turn on model.grad_checkpointing or choose a smaller model"
@@ -97,12 +101,10 @@ class AutoBatchSize(Callback):
 
     @rank_zero_only
     def _report(self, trainer: pl.Trainer, global_batch: int, budget: int, how: str) -> None:
-        print(
+        log.info(
             f"effnet fit: auto batch: {self.per_device} images per device x accumulate_grad_batches "
             f"{self.accumulate} = {global_batch} per device per update, as configured (largest batch {how} within "
-            f"{memory.human_bytes(budget)})",
-            file=sys.stderr,
-            flush=True,
+            f"{memory.human_bytes(budget)})"
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(

@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.errors import ConfigError
+
 from .gradcam import cam_layer, grad_cam, overlay
 from .pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 
@@ -40,7 +42,7 @@ class CAMImages(Callback):
 
     def __init__(self, every_n_epochs: int = 0, count: int = 8, per_row: int = 8, layer: str | None = None) -> None:
         if every_n_epochs < 0 or count < 1 or per_row < 1:
-            raise ValueError(
+            raise ConfigError(
                 "cam_images.every_n_epochs must be 0 (off) or positive and count, per_row at least 1; got "
                 f"{every_n_epochs}, {count}, {per_row}."
             )

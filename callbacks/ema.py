@@ -23,10 +23,11 @@ Checkpoints keep the layout of Lightning's `WeightAveraging`: `state_dict` holds
 `averaging_state` the number of updates. Resuming restores both exactly.
 """
 
+from __future__ import annotations
+
 import copy
-import pickle
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -37,7 +38,17 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import override
 
-Which = Literal["ema", "raw"]
+from effnet_lightning.errors import ConfigError
+from effnet_lightning.train.checkpoint_format import (
+    AVERAGING_STATE,
+    RAW_STATE,
+    STATE,
+    TrainedCheckpoint,
+    has_ema,
+)
+from effnet_lightning.train.checkpoint_format import Weights as Which
+
+__all__ = ["EMA", "TensorPairs", "Which", "ema_update_", "load_weights", "tf_ema_decay"]
 
 
 def tf_ema_decay(num_updates: int, decay: float = 0.9999, warmup: bool = True) -> float:
@@ -100,7 +111,7 @@ class EMA(Callback):
 
     `predict_weights` picks the weights `trainer.predict(ckpt_path=...)` runs with; `validate`/`test` from a
     checkpoint report both (`val/*` raw from the module, `val_ema/*` EMA from here). Outside the Trainer use
-    `load_weights(ckpt, "ema"|"raw")` or `export_ema_state_dict`.
+    `load_weights(ckpt, "ema"|"raw")`, or `effnet export` for the bare network.
     """
 
     def __init__(
@@ -111,9 +122,9 @@ class EMA(Callback):
         predict_weights: Which = "ema",
     ) -> None:
         if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1], got {decay}.")
+            raise ConfigError(f"EMA decay must be in [0, 1], got {decay}.")
         if predict_weights not in ("ema", "raw"):
-            raise ValueError(f"predict_weights must be 'ema' or 'raw', got {predict_weights!r}.")
+            raise ConfigError(f"predict_weights must be 'ema' or 'raw', got {predict_weights!r}.")
         self.decay = decay
         self.warmup = warmup
         self.use_buffers = use_buffers
@@ -125,7 +136,7 @@ class EMA(Callback):
         self._loaded: dict[str, Tensor] | None = None  # EMA weights from a checkpoint, for the copy to come
         self._metrics: dict[str, MetricCollection] = {}
 
-    def _make_averaged(self, pl_module: "pl.LightningModule") -> None:
+    def _make_averaged(self, pl_module: pl.LightningModule) -> None:
         """The averaged copy: of the module as it is now (after the strategy placed it), or of a checkpoint's EMA."""
         if self.averaged is None:
             self.averaged = copy.deepcopy(pl_module).eval().requires_grad_(False)
@@ -136,12 +147,12 @@ class EMA(Callback):
     # ---- training: the update ----
 
     @override
-    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After the strategy moved the model (and made it channels_last, if so) and before validation starts.
         self._make_averaged(pl_module)
 
     @override
-    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After a checkpoint (if any) restored global_step.
         assert self.averaged is not None
         self._pairs = TensorPairs(self.averaged, pl_module, self.use_buffers)
@@ -149,7 +160,7 @@ class EMA(Callback):
 
     @override
     def on_train_batch_end(
-        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         # global_step counts optimizer updates; with accumulation only a window's last micro-batch updates.
         step = trainer.global_step
@@ -162,51 +173,35 @@ class EMA(Callback):
     # ---- validation / test: both weights ----
 
     @override
-    def on_validation_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._loaded is not None:  # `validate` from a checkpoint with EMA weights
             self._make_averaged(pl_module)
 
     @override
-    def on_test_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._loaded is not None:
             self._make_averaged(pl_module)
 
     @override
-    def on_validation_batch_end(
-        self,
-        trainer: "pl.Trainer",
-        pl_module: "pl.LightningModule",
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         with trainer.precision_plugin.val_step_context():
             self._evaluate_batch("val_ema/", batch, pl_module)
 
     @override
-    def on_validation_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log_epoch("val_ema/", pl_module)
 
     @override
-    def on_test_batch_end(
-        self,
-        trainer: "pl.Trainer",
-        pl_module: "pl.LightningModule",
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         with trainer.precision_plugin.test_step_context():
             self._evaluate_batch("test_ema/", batch, pl_module)
 
     @override
-    def on_test_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log_epoch("test_ema/", pl_module)
 
     @torch.no_grad()
-    def _evaluate_batch(self, prefix: str, batch: Any, pl_module: "pl.LightningModule") -> None:
+    def _evaluate_batch(self, prefix: str, batch: Any, pl_module: pl.LightningModule) -> None:
         if self.averaged is None:
             return
         images, targets = batch[0], batch[1]
@@ -221,7 +216,7 @@ class EMA(Callback):
             metrics = self._metrics[prefix] = pl_module.evaluation_metrics(prefix).to(logits.device)
         metrics.update(logits, targets)
 
-    def _log_epoch(self, prefix: str, pl_module: "pl.LightningModule") -> None:
+    def _log_epoch(self, prefix: str, pl_module: pl.LightningModule) -> None:
         metrics = self._metrics.get(prefix)
         if metrics is None:
             return
@@ -234,88 +229,40 @@ class EMA(Callback):
 
     @override
     def on_save_checkpoint(
-        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         """`state_dict` becomes the EMA weights, `current_model_state` the raw ones (WeightAveraging's layout)."""
         if self.averaged is None:
             return
-        checkpoint["current_model_state"] = checkpoint["state_dict"]
-        checkpoint["state_dict"] = self.averaged.state_dict()
-        checkpoint["averaging_state"] = {"n_averaged": torch.tensor(self.num_updates)}
+        checkpoint[RAW_STATE] = checkpoint[STATE]
+        checkpoint[STATE] = self.averaged.state_dict()
+        checkpoint[AVERAGING_STATE] = {"n_averaged": torch.tensor(self.num_updates)}
 
     @override
     def on_load_checkpoint(
-        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # Lightning has loaded checkpoint["state_dict"] (the EMA weights, if any) into the module already.
-        has_ema = _has_ema(checkpoint)
+        averaged = has_ema(checkpoint)
         if trainer.state.fn == TrainerFn.PREDICTING:
-            if has_ema and self.predict_weights == "raw":
-                pl_module.load_state_dict(checkpoint["current_model_state"])
-            elif not has_ema and self.predict_weights == "ema":
+            if averaged and self.predict_weights == "raw":
+                pl_module.load_state_dict(checkpoint[RAW_STATE])
+            elif not averaged and self.predict_weights == "ema":
                 rank_zero_warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
             return
-        if has_ema:
+        if averaged:
             # Keep the EMA weights for the averaged copy (made once the strategy has placed the module) and give
             # the module its raw weights back.
             self._loaded = {name: tensor.detach().clone() for name, tensor in pl_module.state_dict().items()}
-            pl_module.load_state_dict(checkpoint["current_model_state"])
-            self.num_updates = int(checkpoint["averaging_state"]["n_averaged"])
-
-
-def _has_ema(checkpoint: dict[str, Any]) -> bool:
-    return "current_model_state" in checkpoint and "averaging_state" in checkpoint
+            pl_module.load_state_dict(checkpoint[RAW_STATE])
+            self.num_updates = int(checkpoint[AVERAGING_STATE]["n_averaged"])
 
 
 def load_weights(checkpoint_path: str | Path, which: Which = "ema", weights_only: bool = True) -> dict[str, Tensor]:
     """The LightningModule state_dict (keys like `model.conv_stem.weight`) of the EMA or the raw weights.
 
     Use it as `module.load_state_dict(load_weights(ckpt, "raw"))`. A checkpoint saved without the EMA callback
-    (or with `save_weights_only=True`, which skips callback hooks) only has raw weights.
+    (or with `save_weights_only=True`, which skips callback hooks) only has raw weights. `weights_only=False`
+    accepts a checkpoint that names other Python objects: only for a file you trust.
     """
-    if which not in ("ema", "raw"):
-        raise ValueError(f"which must be 'ema' or 'raw', got {which!r}.")
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint {path} does not exist; pass the path of a .ckpt file.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} stores Python objects that weights_only=True refuses to unpickle; "
-            "pass weights_only=False if you trust the file."
-        ) from error
-    if which == "raw":
-        return checkpoint["current_model_state"] if _has_ema(checkpoint) else checkpoint["state_dict"]
-    if not _has_ema(checkpoint):
-        raise ValueError(
-            f"{path} holds no EMA weights (saved without the EMA callback or with save_weights_only=True); "
-            "use which='raw'."
-        )
-    return checkpoint["state_dict"]
-
-
-def export_ema_state_dict(
-    checkpoint_path: str | Path,
-    out_path: str | Path,
-    which: Which = "ema",
-    prefix: str = "model.",  # the module's attribute holding the timm network
-    weights_only: bool = True,
-) -> dict[str, Tensor]:
-    """Write the EMA (or raw) weights of the bare network, loadable with `timm_model.load_state_dict(sd)`.
-
-    `.safetensors` output uses safetensors (a timm dependency), anything else `torch.save`. Returns the dict.
-    """
-    state = load_weights(checkpoint_path, which, weights_only)
-    network = {name[len(prefix) :]: tensor.contiguous() for name, tensor in state.items() if name.startswith(prefix)}
-    if not network:
-        raise ValueError(f"No weights in {checkpoint_path} start with {prefix!r}; pass the module's prefix.")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(network, str(out))
-    else:
-        torch.save(network, out)
-    return network
+    return TrainedCheckpoint.read(checkpoint_path, trusted=not weights_only).module_state(which)

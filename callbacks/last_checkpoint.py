@@ -23,8 +23,8 @@ last.ckpt is written again (at most once more per validation, only when a new be
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -34,12 +34,15 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
+from effnet_lightning.errors import ConfigError
 from effnet_lightning.train import signals
 from effnet_lightning.train.checkpoint_io import remove_stale_temporaries
 from effnet_lightning.train.finite import NonFiniteStateError, all_finite, nonfinite_names
+from effnet_lightning.train.run_layout import last_checkpoint
 
-LAST = "last.ckpt"
-CHECKPOINTS = "checkpoints"  # the folder inside the run folder, as for Lightning's ModelCheckpoint
+__all__ = ["LastCheckpoint"]
+
+log = logging.getLogger(__name__)
 
 
 class LastCheckpoint(Checkpoint):
@@ -63,7 +66,7 @@ class LastCheckpoint(Checkpoint):
         check_every_n_steps: int = 20,  # host syncs per step: 1/20 (a broadcast of one flag)
     ) -> None:
         if every_n_steps < 0 or every_minutes < 0 or check_every_n_steps < 1:
-            raise ValueError(
+            raise ConfigError(
                 "last.every_n_steps and last.every_minutes must be 0 (off) or positive and "
                 f"last.check_every_n_steps at least 1, got {every_n_steps}, {every_minutes}, {check_every_n_steps}."
             )
@@ -84,11 +87,11 @@ class LastCheckpoint(Checkpoint):
             return
         checkpoints = trainer.checkpoint_callbacks
         if any(isinstance(c, ModelCheckpoint) for c in checkpoints[checkpoints.index(self) + 1 :]):
-            raise ValueError(
+            raise ConfigError(
                 "LastCheckpoint must come after every ModelCheckpoint in the Trainer's callbacks, so that last.ckpt "
                 "holds their best-k state of the validation just run: move it to the end of the list."
             )
-        self.path = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS / LAST
+        self.path = last_checkpoint(trainer.log_dir or trainer.default_root_dir)
         if trainer.is_global_zero:
             remove_stale_temporaries(self.path.parent)
         if self.on_signal and signals.installed():  # under `effnet`: from now on signals are acted on here
@@ -218,5 +221,5 @@ class LastCheckpoint(Checkpoint):
                 f"{self.path}. Resume with: effnet fit --config {run}/config.yaml --ckpt_path {run}"
             )
         if trainer.is_global_zero:
-            print(message, file=sys.stderr, flush=True)
+            log.warning(message)
         raise signals.Stopped(signum, message, reported=True)

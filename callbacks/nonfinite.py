@@ -24,7 +24,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
+from effnet_lightning.errors import ConfigError
 from effnet_lightning.train.finite import all_finite
+
+__all__ = ["Action", "NonFiniteLoss", "NonFiniteLossError"]
 
 Action = Literal["stop", "skip"]
 
@@ -38,9 +41,9 @@ class NonFiniteLoss(Callback):
 
     def __init__(self, action: Action = "stop", check_every_n_steps: int = 10) -> None:
         if action not in ("stop", "skip"):
-            raise ValueError(f"nonfinite.action must be 'stop' or 'skip', got {action!r}.")
+            raise ConfigError(f"nonfinite.action must be 'stop' or 'skip', got {action!r}.")
         if check_every_n_steps < 1:
-            raise ValueError(f"nonfinite.check_every_n_steps must be at least 1, got {check_every_n_steps}.")
+            raise ConfigError(f"nonfinite.check_every_n_steps must be at least 1, got {check_every_n_steps}.")
         self.action = action
         self.check_every_n_steps = check_every_n_steps  # stop: host syncs per step = 1/this
         self.skipped_steps = 0

@@ -20,6 +20,11 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from effnet_lightning.console import output
+from effnet_lightning.errors import ConfigError
+
+__all__ = ["PlainLog"]
+
 STEP_KEYS = (("train/loss", "loss"), ("train/acc1", "top-1"))  # (logged metric, label in the line)
 EPOCH_KEYS = ("val/loss", "val/acc1", "val_ema/acc1")  # appended to the epoch line when logged
 
@@ -34,7 +39,7 @@ class PlainLog(Callback):
 
     def __init__(self, every_n_steps: int = 50, when: Literal["not_tty", "always", "never"] = "not_tty") -> None:
         if every_n_steps < 0:
-            raise ValueError(f"plain_log.every_n_steps must be 0 (epoch lines only) or positive, got {every_n_steps}.")
+            raise ConfigError(f"plain_log.every_n_steps must be 0 (epoch lines only) or positive, got {every_n_steps}.")
         self.every_n_steps = every_n_steps
         self.when = when
         self._printed_step = -1
@@ -62,7 +67,7 @@ class PlainLog(Callback):
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._printed_step:
             self._printed_step = step
             if self.active(trainer):
-                print(self.line(trainer), flush=True)
+                output().info(self.line(trainer))
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -70,7 +75,7 @@ class PlainLog(Callback):
             return
         metrics = trainer.callback_metrics
         extra = " ".join(f"{key} {float(metrics[key]):.4f}" for key in EPOCH_KEYS if key in metrics)
-        print(self.line(trainer) + (f" | {extra}" if extra else ""), flush=True)
+        output().info(self.line(trainer) + (f" | {extra}" if extra else ""))
 
     def line(self, trainer: pl.Trainer) -> str:
         """`epoch e/E step s/S loss .. top-1 .. lr .. img/s .. ETA ..` (img/s since the previous line)."""

@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.errors import ConfigError
+
 from .pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 
 __all__ = ["PredictionGrid"]
@@ -33,7 +35,7 @@ class PredictionGrid(Callback):
 
     def __init__(self, count: int = 16, per_row: int = 8) -> None:
         if count < 1 or per_row < 1:
-            raise ValueError(f"prediction_grid.count and per_row must be at least 1, got {count}, {per_row}.")
+            raise ConfigError(f"prediction_grid.count and per_row must be at least 1, got {count}, {per_row}.")
         self.count = count
         self.per_row = per_row
 

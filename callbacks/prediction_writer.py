@@ -21,6 +21,12 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from effnet_lightning.console import output
+from effnet_lightning.errors import ConfigError
+from effnet_lightning.train.checkpoint_format import default_class_names
+
+__all__ = ["PredictionWriter", "flatten", "write_csv"]
+
 
 class PredictionWriter(BasePredictionWriter):
     """Saves `predictions.pt` and `predictions.csv` in trainer.log_dir (see the module docstring for the layout).
@@ -33,7 +39,7 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self, filename: str = "predictions.pt", top_k: int = 5) -> None:
         super().__init__(write_interval="epoch")
         if top_k < 1:
-            raise ValueError(f"prediction_writer.top_k must be at least 1, got {top_k}.")
+            raise ConfigError(f"prediction_writer.top_k must be at least 1, got {top_k}.")
         self.filename = filename
         self.top_k = top_k
 
@@ -43,7 +49,7 @@ class PredictionWriter(BasePredictionWriter):
         probabilities = torch.cat([p.float().cpu() for p in predictions]) if predictions else torch.empty(0)
         indices = flatten(batch_indices)
         num_classes = probabilities.shape[1] if probabilities.ndim == 2 else 0
-        class_names = list(getattr(pl_module, "class_names", None) or [str(i) for i in range(num_classes)])
+        class_names = list(getattr(pl_module, "class_names", None) or default_class_names(num_classes))
         sample_ids = self._sample_ids(trainer, indices)
         name = self.filename
         if trainer.world_size > 1:
@@ -61,7 +67,7 @@ class PredictionWriter(BasePredictionWriter):
         )
         csv_path = os.path.splitext(path)[0] + ".csv"
         write_csv(csv_path, probabilities, sample_ids, class_names, self.top_k)
-        print(f"wrote {len(probabilities)} predictions to {path} and {csv_path}")
+        output().info(f"wrote {len(probabilities)} predictions to {path} and {csv_path}")
 
     @staticmethod
     def _sample_ids(trainer: Trainer, indices: list[int]) -> list[str]:

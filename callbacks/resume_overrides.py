@@ -9,12 +9,16 @@ BatchNorm and biases, stay at 0). It says what it changed in one line.
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
+
+__all__ = ["ResumeOverrides"]
+
+log = logging.getLogger(__name__)
 
 
 class ResumeOverrides(Callback):
@@ -51,4 +55,4 @@ class ResumeOverrides(Callback):
             changed.append(f"model.weight_decay {saved['weight_decay']:g} -> {weight_decay:g}")
         if changed and trainer.is_global_zero:
             message = f"effnet: resumed with {', '.join(changed)} (the rest of the optimizer state is the checkpoint's)"
-            print(message, file=sys.stderr, flush=True)
+            log.info(message)

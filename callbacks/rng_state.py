@@ -21,6 +21,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+__all__ = ["RNGState", "collect_rng_states", "set_rng_states"]
+
 
 def collect_rng_states(device: torch.device) -> dict[str, Any]:
     """The global RNG states as weights-only-loadable values (tuples, ints, floats, tensors)."""

@@ -1,7 +1,7 @@
 """RunSummary: what the run is at its start, and what it reached at its end.
 
-- At fit start (rank 0): the scaling (name, φ, depth, width, resolution), parameters and MACs from
-  effnet_lightning/model/flops.py (counted on a copy built on the meta device: no memory, milliseconds), printed and
+- At fit start (rank 0): the scaling (name, φ, depth, width, resolution), parameters and MACs (the module's
+  `macs_per_image`: model/flops.py on a copy built on the meta device, no memory, milliseconds), printed and
   sent to the logger (`model/params`, `model/macs` scalars; `model/scaling` text in TensorBoard).
 - At fit end: the run folder, the best checkpoint, the best raw and EMA top-1 over the validations, the mean
   training img/s (validation time excluded) and the wall time, printed as a closing block; the same best
@@ -16,12 +16,14 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
-from effnet_lightning.model.flops import count_macs, count_params
+from effnet_lightning.console import output
+from effnet_lightning.model.flops import count_params
+
+__all__ = ["RunSummary"]
 
 BEST_KEYS = {"val/acc1": "best/val_acc1", "val_ema/acc1": "best/val_ema_acc1"}  # monitored -> hparams metric
 
@@ -49,8 +51,6 @@ class RunSummary(Callback):
             self._describe_model(trainer, pl_module)
 
     def _describe_model(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from effnet_lightning.model.network import create_model
-
         scaling = getattr(pl_module, "scaling", None)
         network = getattr(pl_module, "model", pl_module)
         params = count_params(network)
@@ -63,13 +63,11 @@ class RunSummary(Callback):
                 f"scaling {scaling.name}: phi {phi}, depth {scaling.depth:.3f}, width {scaling.width:.3f}, "
                 f"resolution {resolution} px; {text}"
             )
-            if self.count_macs:
-                with torch.device("meta"):  # the same network without memory: MACs in milliseconds
-                    meta = create_model(scaling, num_classes=pl_module.hparams.num_classes)
-                macs = count_macs(meta, resolution)
+            if self.count_macs and hasattr(pl_module, "macs_per_image"):
+                macs = pl_module.macs_per_image  # counted on the meta device: no memory, milliseconds
                 facts["model/macs"] = float(macs)
                 text += f", {macs / 1e9:.3f} GMACs per image"
-        print(f"model: {text}", flush=True)
+        output().info(f"model: {text}")
         for logger in trainer.loggers:
             logger.log_metrics(facts, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
@@ -106,7 +104,7 @@ class RunSummary(Callback):
         train_seconds = max(wall - self._validation_seconds, 1e-9)
         best_path = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none"
         best = "  ".join(f"{key} {value:.4f}" for key, value in self.best.items()) or "no validation ran"
-        print(
+        output().info(
             "\n".join(
                 [
                     "run summary:",
@@ -116,8 +114,7 @@ class RunSummary(Callback):
                     f"  mean img/s       {self._images / train_seconds:.0f} (training, validation time excluded)",
                     f"  wall time        {datetime.timedelta(seconds=round(wall))}",
                 ]
-            ),
-            flush=True,
+            )
         )
         metrics = {BEST_KEYS[key]: value for key, value in self.best.items()}
         if metrics:

@@ -15,6 +15,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ThroughputMonitor
 
+__all__ = ["ImageThroughputMonitor", "images_in_batch"]
+
 
 def images_in_batch(batch: Any) -> int:
     """The number of images in an `(images, targets)` batch, or in a bare tensor of images."""

@@ -24,6 +24,8 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from effnet_lightning.errors import DataError
+
 from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 
@@ -196,7 +198,7 @@ class ImageDataModule(LightningDataModule):
         low, high = (int(targets.min()), int(targets.max())) if targets.numel() else (0, 0)
         if low < 0 or high >= self.num_classes:
             bad = high if high >= self.num_classes else low
-            raise ValueError(
+            raise DataError(
                 f"label {bad} in the data is outside 0..{self.num_classes - 1}: {type(self).__name__} declares "
                 f"num_classes={self.num_classes}; fix the dataset's labels or the datamodule's num_classes"
             )

@@ -20,7 +20,18 @@ from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, download_url
 
+from effnet_lightning.errors import (
+    ConfigError,
+    CorruptFileError,
+    DiskFullError,
+    DownloadError,
+    MissingFileError,
+    is_disk_full,
+)
+
 from .base import ArrayDataset, ImageDataModule, Transform
+
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10DataModule"]
 
 # Per-channel mean/std over all pixels of the 50k training images, 0-1 scale (the widely used values; the
 # often-copied std (0.2023, 0.1994, 0.2010) is a mean of per-image stds, not the dataset std).
@@ -94,21 +105,44 @@ class CIFAR10DataModule(ImageDataModule):
         archive = Path(self.data_dir) / CIFAR10.filename
         if archive.exists() and not check_integrity(archive, CIFAR10.tgz_md5):
             raise _corrupt_error([archive], "Delete it and run again to download a fresh copy.")
-        try:  # with a valid archive in data_dir torchvision only extracts it: no network
-            if not hasattr(tarfile, "data_filter"):
-                _check_members_before_extracting(self.data_dir)
-            CIFAR10(self.data_dir, train=False, download=True)
-        except tarfile.TarError as err:  # filter="data": a member that would land outside data_dir, a link, ...
-            raise OSError(
-                f"Refused to extract {archive}: {err}. It is not the official CIFAR-10 archive; delete it and "
-                "download again. Nothing was written outside the data directory."
-            ) from err
-        except (urllib.error.URLError, OSError, RuntimeError) as err:
-            raise ConnectionError(
+        self._download(archive)
+        self._extract(archive)
+        self._check_files(allow_missing=False)
+
+    def _download(self, archive: Path) -> None:
+        """The archive from torchvision's URL, checked against torchvision's md5; one already there and valid is
+        kept (no network)."""
+        try:
+            download_url(CIFAR10.url, self.data_dir, CIFAR10.filename, CIFAR10.tgz_md5)
+        except (urllib.error.URLError, OSError, RuntimeError) as err:  # torchvision: no connection, md5 mismatch
+            if is_disk_full(err):
+                raise DiskFullError(
+                    f"no space left on {self.data_dir} while downloading {archive.name} (about 170 MB); free space "
+                    "there or point data.data_dir elsewhere, and run again"
+                ) from err
+            raise DownloadError(
                 f"Could not download CIFAR-10 from {CIFAR10.url} ({err}). Download it elsewhere and "
                 f"extract it into {self.data_dir}, so that it contains {CIFAR10.base_folder}/."
             ) from err
-        self._check_files(allow_missing=False)
+
+    def _extract(self, archive: Path) -> None:
+        """The valid archive into data_dir: torchvision finds it there, checks its md5 and only extracts it."""
+        try:
+            if not hasattr(tarfile, "data_filter"):
+                _check_members_before_extracting(archive)
+            CIFAR10(self.data_dir, train=False, download=True)
+        except tarfile.TarError as err:  # filter="data": a member that would land outside data_dir, a link, ...
+            raise CorruptFileError(
+                f"Refused to extract {archive}: {err}. It is not the official CIFAR-10 archive; delete it and "
+                "download again. Nothing was written outside the data directory."
+            ) from err
+        except OSError as err:
+            if is_disk_full(err):  # a local problem, nothing to do with the download
+                raise DiskFullError(
+                    f"no space left on {self.data_dir} while extracting {archive.name} (about 180 MB extracted); "
+                    "free space there or point data.data_dir elsewhere, and run again"
+                ) from err
+            raise
 
     def _check_files(self, allow_missing: bool = False) -> list[str]:
         """Names of missing files (an error unless allowed); a corrupt file is always an error."""
@@ -121,7 +155,7 @@ class CIFAR10DataModule(ImageDataModule):
         if corrupt:
             raise _corrupt_error(corrupt, "Move it away and set download: true to fetch a fresh copy.")
         if missing and not allow_missing:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"CIFAR-10 not found in {Path(self.data_dir).resolve()}: missing {', '.join(missing)}. "
                 f"Expected {CIFAR10.base_folder}/ with data_batch_1 ... data_batch_5, test_batch and "
                 f"batches.meta, as in {CIFAR10.url}. Set download: true (data.download) to fetch it, or "
@@ -135,7 +169,7 @@ class CIFAR10DataModule(ImageDataModule):
         self._check_files()
         full = CIFAR10(self.data_dir, train=True)
         if self.val_size >= len(full):
-            raise ValueError(f"data.val_size={self.val_size} leaves no training images out of {len(full)}.")
+            raise ConfigError(f"data.val_size={self.val_size} leaves no training images out of {len(full)}.")
         samples = ArrayDataset(full.data, full.targets)
         order = torch.randperm(len(full), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
         return Subset(samples, order[self.val_size :]), Subset(samples, order[: self.val_size])
@@ -161,22 +195,21 @@ class CIFAR10DataModule(ImageDataModule):
         )
 
 
-def _corrupt_error(paths: list[Path], advice: str) -> OSError:
+def _corrupt_error(paths: list[Path], advice: str) -> CorruptFileError:
     names = ", ".join(str(p) for p in paths)
-    return OSError(
+    return CorruptFileError(
         f"CIFAR-10 file {names} is corrupt or truncated (MD5 differs from torchvision's checksum); "
         f"it was left untouched. {advice}"
     )
 
 
-def _check_members_before_extracting(data_dir: str) -> None:
+def _check_members_before_extracting(archive_path: Path) -> None:
     """On a Python without tarfile's data filter (PEP 706: before 3.10.12 / 3.11.4, e.g. Debian 12's 3.11.2)
-    torchvision extracts every member as it is. Fetch the archive first (torchvision's own download_url, checked
-    against its md5), then accept it only if every member is a plain file or folder that stays inside data_dir:
-    what the data filter would refuse (absolute paths, `..`, links, devices) raises tarfile.TarError."""
-    download_url(CIFAR10.url, data_dir, CIFAR10.filename, CIFAR10.tgz_md5)
-    root = Path(data_dir).resolve()
-    with tarfile.open(Path(data_dir) / CIFAR10.filename, "r:gz") as archive:
+    torchvision extracts every member as it is. Accept the (downloaded, md5-checked) archive only if every member
+    is a plain file or folder that stays inside its folder: what the data filter would refuse (absolute paths,
+    `..`, links, devices) raises tarfile.TarError."""
+    root = archive_path.parent.resolve()
+    with tarfile.open(archive_path, "r:gz") as archive:
         for member in archive:
             target = (root / member.name).resolve()
             if not (member.isfile() or member.isdir()):

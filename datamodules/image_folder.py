@@ -27,6 +27,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from effnet_lightning.errors import DataError, MissingFileError
+
 from .base import ImageDataModule, Transform
 from .transforms import (
     DEFAULT_RATIO,
@@ -137,11 +139,11 @@ class ImageFolderDataModule(ImageDataModule):
         if (root / "val").is_dir():
             samples["val"] = self._list_split(root / "val")
         elif self.val_fraction is None:
-            raise FileNotFoundError(f"No val/ folder in {root.resolve()}. {self.layout_help()}")
+            raise MissingFileError(f"No val/ folder in {root.resolve()}. {self.layout_help()}")
         else:
             samples["train"], samples["val"] = split_per_class(samples["train"], self.val_fraction, self.split_seed)
             if not samples["val"]:
-                raise ValueError(
+                raise DataError(
                     f"data.val_fraction={self.val_fraction} holds out no images: every class in {root / 'train'} "
                     "has a single image. Add images, or a val/<class>/ folder."
                 )
@@ -154,7 +156,7 @@ class ImageFolderDataModule(ImageDataModule):
         subfolders = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
         unknown = [name for name in subfolders if name not in index]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"{folder} has class folder(s) that train/ lacks: {', '.join(unknown[:MAX_NAMED])}. "
                 f"Every class needs training images in train/<class>/. {self.layout_help()}"
             )
@@ -169,13 +171,13 @@ class ImageFolderDataModule(ImageDataModule):
                     is_image = file.lower().endswith(IMG_EXTENSIONS) and not file.startswith(".")
                     (images if is_image else stray).append(path)
             if not images:
-                raise ValueError(
+                raise DataError(
                     f"Class folder {folder / name} has no images (extensions {', '.join(IMG_EXTENSIONS)}). "
                     "Add images or remove the folder."
                 )
             samples += [(path, index[name]) for path in images]
         if not samples:
-            raise ValueError(f"{folder} has no class folders with images. {self.layout_help()}")
+            raise DataError(f"{folder} has no class folders with images. {self.layout_help()}")
         if stray:
             named = ", ".join(sorted(stray)[:MAX_NAMED])
             named += f" and {len(stray) - MAX_NAMED} more" if len(stray) > MAX_NAMED else ""
@@ -209,12 +211,6 @@ class ImageFolderDataModule(ImageDataModule):
 
     def eval_transform(self) -> Transform:
         return resize_center_crop(self.resolution, self.crop_pct, self.interpolation)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        trainer = self.trainer
-        if trainer is not None and not any(isinstance(c, UnreadableImagesReport) for c in trainer.callbacks):
-            trainer.callbacks.append(UnreadableImagesReport())  # the end-of-epoch count needs an epoch hook
 
 
 def split_per_class(
@@ -272,7 +268,7 @@ class ImageFiles(Dataset):
                     worker = get_worker_info()
                     self.unreadable[0 if worker is None else 1 + worker.id % (COUNTER_SLOTS - 1)] += 1
                     warnings.warn(f"Skipped unreadable image {path} ({type(err).__name__}: {err})", stacklevel=1)
-        raise ValueError(f"None of the {len(self.samples)} {self.split} images could be decoded; see the warnings.")
+        raise DataError(f"None of the {len(self.samples)} {self.split} images could be decoded; see the warnings.")
 
     def take_unreadable_count(self) -> int:
         """Files skipped since the last call (all processes), and reset."""

@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+from effnet_lightning.errors import DataError
+
 from .image_folder import ImageFolderDataModule
 from .transforms import DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
 
@@ -114,7 +116,7 @@ class ImageNetDataModule(ImageFolderDataModule):
     def _list_split(self, folder: Path) -> list[tuple[str, int]]:
         flat = [name for name in os.listdir(folder) if name.lower().endswith(".jpeg")]
         if flat:
-            raise ValueError(f"{folder} has {len(flat)} images outside class folders. {self.layout_help()}")
+            raise DataError(f"{folder} has {len(flat)} images outside class folders. {self.layout_help()}")
         return super()._list_split(folder)
 
 

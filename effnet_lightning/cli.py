@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from effnet_lightning.console import console
 from effnet_lightning.errors import EXIT_USER_ERROR
 
-__all__ = ["main"]
+__all__ = ["dispatch", "main"]
 
 USAGE = """usage: effnet <command> [options]
 
@@ -32,8 +33,13 @@ TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs `effnet <argv>` and returns its exit code; the package's log messages reach the terminal meanwhile."""
     in_process = argv is not None  # called from Python (tests, notebooks) rather than as the `effnet` command
-    argv = sys.argv[1:] if argv is None else argv
+    with console():
+        return dispatch(sys.argv[1:] if argv is None else argv, in_process)
+
+
+def dispatch(argv: list[str], in_process: bool) -> int:
     command = argv[0] if argv else "--help"
     if command in ("-h", "--help"):
         print(USAGE)

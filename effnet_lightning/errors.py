@@ -2,12 +2,17 @@
 
 A mistake a user can make (missing data, an unknown variant, a malformed config, a corrupt file, an impossible
 number) raises a `UserError` whose message names the key or file and says what to do: one line, exit 2. Anything
-else is a crash: exit 1 with its traceback. Light to import: no torch.
+else is a crash: exit 1 with its traceback. Nothing catches `ValueError` or `OSError` wholesale to make a crash look
+like a user error: a check that knows the user caused something raises one of the kinds below, each also a subclass
+of the builtin it replaces (`ConfigError` is a `ValueError`), so `except ValueError` around library calls still
+works. Light to import: no torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 
 __all__ = [
     "EXIT_CRASH",
@@ -17,9 +22,20 @@ __all__ = [
     "EXIT_PREEMPTED",
     "EXIT_USER_ERROR",
     "MAX_MESSAGE",
+    "CheckpointError",
+    "ConfigError",
+    "CorruptFileError",
+    "DataError",
+    "DiskFullError",
+    "DownloadError",
+    "MissingFileError",
     "OneLineParser",
     "UserError",
+    "exit_code",
+    "is_disk_full",
     "one_line",
+    "parse_error_line",
+    "report_user_error",
 ]
 
 EXIT_OK = 0
@@ -29,16 +45,79 @@ EXIT_NONFINITE = 3  # the loss or weights became NaN/inf; last.ckpt is the last 
 EXIT_PREEMPTED = 75  # SIGTERM: last.ckpt saved at the step reached; rerun with --ckpt_path (sysexits EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): last.ckpt saved at the step reached; 128 + 2, as shells report it
 MAX_MESSAGE = 500  # characters: a Union error quotes the whole given value, e.g. a datamodule's every argument
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # "no space left on device", "disk quota exceeded"
 
 
 class UserError(Exception):
     """A mistake the user can fix; the message names the key or file and says what to do."""
 
 
+class ConfigError(UserError, ValueError):
+    """A setting (config key, command-line option, argument) the user must change."""
+
+
+class DataError(UserError, ValueError):
+    """The data's content is unusable as it is (labels out of range, class folders without images, ...)."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named, or that the data needs, is not there."""
+
+
+class CorruptFileError(UserError, OSError):
+    """A file is damaged or not what it claims to be; it is left untouched."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be used as it is (holds Python objects, needs a missing module, not Lightning's)."""
+
+
+class DiskFullError(UserError, OSError):
+    """No space left where a file is written; the previous file is intact."""
+
+
+class DownloadError(UserError, ConnectionError):
+    """A download failed; the message says where to get the files instead."""
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an exception it was raised from, is a full disk or quota (torch.save wraps the OSError in
+    a RuntimeError)."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
     """A message as one line of at most `limit` characters."""
     line = " ".join(message.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def parse_error_line(err: BaseException) -> str:
+    """A parse error (jsonargparse's ArgumentError) as one line. When its root cause is a `UserError` (a link's
+    compute function, a constructor's check), that sentence already says what to do; otherwise the parser's whole
+    message, which names the option and the value."""
+    root = err
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return one_line(str(root if isinstance(root, UserError) else err))
+
+
+def report_user_error(command: str, err: UserError) -> int:
+    """`effnet <command>: error: <one line>` on stderr; returns EXIT_USER_ERROR."""
+    print(f"effnet {command}: error: {one_line(str(err))}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def exit_code(stop: SystemExit) -> int:
+    """The exit code a SystemExit carries (argparse's --help and usage errors, jsonargparse's --print_config), so a
+    command's `main` returns it instead of raising."""
+    if stop.code is None:
+        return EXIT_OK
+    return stop.code if isinstance(stop.code, int) else EXIT_CRASH
 
 
 class OneLineParser(argparse.ArgumentParser):

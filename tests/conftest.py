@@ -18,9 +18,11 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Lightning's log handler keeps the sys.stderr of its import. Imported here, before any test's capfd swaps in a
 # stream that closes when that test ends, so later in-process runs do not log into a closed file.
-# Shared helpers (stand-in writers, run helpers) live in tests/support/ and are imported by plain name.
+# Shared helpers (run helpers, testkits) live in tests/support/ and are imported by plain name, as is the CIFAR-10
+# stand-in writer, which lives in benchmarks/ (benchmarks use it too and never import from tests/).
 SUPPORT = Path(__file__).parent / "support"
-sys.path.insert(0, str(SUPPORT))
+STANDIN = Path(__file__).parents[1] / "benchmarks"
+sys.path[:0] = [str(SUPPORT), str(STANDIN)]
 
 import lightning.pytorch  # noqa: E402, F401
 import pytest  # noqa: E402

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from effnet_lightning.errors import ConfigError
+
 __all__ = [
     "ALPHA",
     "BASE_RESOLUTION",
@@ -67,7 +69,7 @@ class Coefficients:
         for name in ("alpha", "beta", "gamma"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 1.0):
-                raise ValueError(f"{name} must be a finite number >= 1 (the paper's α, β, γ ≥ 1), got {value}")
+                raise ConfigError(f"{name} must be a finite number >= 1 (the paper's α, β, γ ≥ 1), got {value}")
 
     @property
     def flops_growth(self) -> float:
@@ -82,7 +84,7 @@ def round_resolution(pixels: float) -> int:
     e.g. 224·1.15 = 257.6 → 256 and 224·1.15⁻² = 169.4 → 168.
     """
     if not (math.isfinite(pixels) and pixels > 0):
-        raise ValueError(f"resolution must be a positive number of pixels, got {pixels}")
+        raise ConfigError(f"resolution must be a positive number of pixels, got {pixels}")
     steps = math.floor(pixels / RESOLUTION_MULTIPLE + 0.5)
     return max(RESOLUTION_MULTIPLE, steps * RESOLUTION_MULTIPLE)
 
@@ -102,14 +104,14 @@ def compound(
 ) -> Scaling:
     """The paper's rule: depth α^φ, width β^φ, resolution base·γ^φ (rounded by `round_resolution`)."""
     if not math.isfinite(phi):
-        raise ValueError(f"phi must be a finite real number, got {phi}")
+        raise ConfigError(f"phi must be a finite real number, got {phi}")
     if base_resolution <= 0:
-        raise ValueError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
+        raise ConfigError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
     coefficients = Coefficients(alpha, beta, gamma)
     try:
         depth, width, side = (c**phi for c in (coefficients.alpha, coefficients.beta, coefficients.gamma))
     except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
-        raise ValueError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
+        raise ConfigError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
     return Scaling(
         name=f"phi{phi:g}",
         depth=depth,
@@ -130,7 +132,7 @@ def explicit(
     """Any (depth, width, resolution) multipliers on B0, e.g. Table 7's d=4, w=2, r=2 or (1.4, 1.2, 1.3)."""
     for name, value in (("depth", depth), ("width", width), ("resolution", resolution)):
         if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} multiplier must be a positive number, got {value}")
+            raise ConfigError(f"{name} multiplier must be a positive number, got {value}")
     return Scaling(
         name=f"d{depth:g}-w{width:g}-r{resolution:g}",
         depth=float(depth),
@@ -159,7 +161,7 @@ def official(variant: str) -> Scaling:
     """The released B-family member `variant` ('b0'..'b7'; 'efficientnet_b3' and 'B3' are accepted too)."""
     key = variant.lower().removeprefix("efficientnet_").removeprefix("efficientnet-")
     if key not in _OFFICIAL_TABLE:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(OFFICIAL_VARIANTS)}")
+        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(OFFICIAL_VARIANTS)}")
     width, depth, resolution, dropout = _OFFICIAL_TABLE[key]
     return Scaling(
         name=key,
@@ -216,7 +218,7 @@ class ScalingSpec:
         asked = {"variant": self.variant is not None, "phi": self.phi is not None, "depth/width": explicit_given}
         ways = [name for name, given in asked.items() if given]
         if len(ways) > 1:
-            raise ValueError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
+            raise ConfigError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
         if self.variant is not None:
             result = official(self.variant)
         elif self.phi is not None:
@@ -229,5 +231,5 @@ class ScalingSpec:
         if self.resolution is None:
             return result
         if self.resolution <= 0:
-            raise ValueError(f"resolution must be a positive number of pixels, got {self.resolution}")
+            raise ConfigError(f"resolution must be a positive number of pixels, got {self.resolution}")
         return replace(result, resolution=int(self.resolution))

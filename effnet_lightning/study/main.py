@@ -38,9 +38,9 @@ import yaml
 from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import DIMENSIONS, PAPER, compound_target, cost, parse_count, solve
+from effnet_lightning.train.run_layout import RUNS_DIR, VERSION_GLOB, last_checkpoints
 
 KINDS = ("table7", "family", "grid")
-RUNS_DIR = "runs"  # LightningCLI's default trainer.default_root_dir here (training_cli.py)
 GRID_STEPS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4)  # α, β, γ candidates: the paper's step 1 range
 FLOPS_DOUBLING = 2.0  # α·β²·γ² ≈ 2: one unit of φ doubles the FLOPs (paper §3.3)
 RESULT = "result.json"  # in an arm's folder once its fit finished and was measured
@@ -424,7 +424,7 @@ def launch(folder: Path, arm: Arm, config: str, overrides: list[str], device: in
 
 def fit_argv(arm_root: Path, arm: Arm, config: str, overrides: list[str]) -> list[str]:
     """The arm's `effnet fit` command line; resumes from its newest last.ckpt when it has one."""
-    resume = sorted(arm_root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    resume = last_checkpoints(arm_root, VERSION_GLOB)
     argv = ["fit", "--config", config, *overrides, *arm.overrides(), f"--trainer.default_root_dir={arm_root}"]
     if resume:
         argv.append(f"--ckpt_path={resume[-1].parent.parent}")
@@ -455,7 +455,7 @@ def _best_metrics(arm_root: Path) -> dict[str, Any]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     values: dict[str, list[float]] = {}
-    for run in sorted(arm_root.glob("version_*")):
+    for run in sorted(arm_root.glob(VERSION_GLOB)):
         events = EventAccumulator(str(run))
         events.Reload()
         for tag in events.Tags()["scalars"]:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from effnet_lightning.errors import EXIT_USER_ERROR, OneLineParser, UserError
+from effnet_lightning.errors import EXIT_USER_ERROR, ConfigError, OneLineParser, UserError
+from effnet_lightning.train.run_layout import run_of_checkpoint
 
 if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid is drawn, not for --help
     from effnet_lightning.callbacks.gradcam import CamLayer
@@ -42,7 +43,6 @@ __all__ = ["Picture", "main", "write_cam_grid"]
 
 CELL_PX = 224  # side of one grid cell (each model's input is enlarged to it for display)
 MIN_CELL_PX = 16  # --cell_px at least this
-CHECKPOINTS = "checkpoints"
 
 
 SPLITS = ("train", "val", "test")  # --split: the datamodule's train_dataset(), val_dataset(), test_dataset()
@@ -99,13 +99,11 @@ def user_error(err: Exception) -> str | None:
     """The one line for an error the user can fix (a parse error, missing data, a bad file), else None."""
     from jsonargparse import ArgumentError
 
-    from effnet_lightning.errors import one_line
-    from effnet_lightning.train.config_checks import DataModuleInitError
-    from effnet_lightning.train.run import USER_ERRORS, parse_error
+    from effnet_lightning.errors import one_line, parse_error_line
 
     if isinstance(err, ArgumentError):  # a malformed --config or --data.* option
-        return f"{parse_error(err)} (see 'effnet fit --help' for the data options)"
-    if isinstance(err, (UserError, *USER_ERRORS, DataModuleInitError)):
+        return f"{parse_error_line(err)} (see 'effnet fit --help' for the data options)"
+    if isinstance(err, UserError):
         return one_line(str(err))
     return None
 
@@ -119,7 +117,7 @@ def read_images(paths: list[str]) -> list[Picture]:
         try:
             pictures.append(Picture(decode_image(path), Path(path).resolve().parent.name))
         except UNREADABLE as err:
-            raise ValueError(f"cannot read image {path} ({type(err).__name__}: {err}); pass image files") from err
+            raise ConfigError(f"cannot read image {path} ({type(err).__name__}: {err}); pass image files") from err
     return pictures
 
 
@@ -130,20 +128,20 @@ def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
     from effnet_lightning.train.plugins import load_and_report
 
     if count < 1:
-        raise ValueError(f"--count must be at least 1 image, got {count}")
+        raise ConfigError(f"--count must be at least 1 image, got {count}")
     load_and_report()  # datamodule plugins by short class name, as for effnet fit
     datamodule = datamodule_from_args(data_args)
     name = type(datamodule).__name__
     read_split = getattr(datamodule, f"{split}_dataset", None)
     if read_split is None:
-        raise ValueError(
+        raise ConfigError(
             f"{name} has no {split}_dataset(): --split needs an ImageDataModule (datamodules/base.py); pass --images"
         )
     samples = read_split()  # (HWC uint8 image, label) before augmentation and normalisation
     if split == "test" and getattr(datamodule, "test_is_validation", lambda: False)():
         print(f"effnet cam: {name} has no test split: --split test uses the validation images", file=sys.stderr)
     if count > len(samples):
-        raise ValueError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
+        raise ConfigError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
     names = list(datamodule.class_names)
     return [Picture(as_rgb(image), names[int(label)]) for image, label in (samples[i] for i in range(count))]
 
@@ -169,7 +167,7 @@ def write_cam_grid(
     from effnet_lightning.callbacks.pictures import BLACK, Caption
 
     if cell_px < MIN_CELL_PX:
-        raise ValueError(f"--cell_px must be at least {MIN_CELL_PX}, got {cell_px}")
+        raise ConfigError(f"--cell_px must be at least {MIN_CELL_PX}, got {cell_px}")
     columns, headers = [], []
     for ckpt in ckpt_paths:
         network, class_names, data_config = load_network(ckpt, weights)
@@ -187,33 +185,10 @@ def write_cam_grid(
 
 def load_network(ckpt_path: str, weights: str) -> tuple[Any, list[str], dict]:
     """The checkpoint's bare timm EfficientNet (eval mode, chosen weights), its class names and eval data config."""
-    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
 
-    from effnet_lightning.model import scaling as sc
-    from effnet_lightning.model.network import TF_BN_EPS, create_model
-    from effnet_lightning.tools.export import network_state
-    from effnet_lightning.train.lightning_cli import load_checkpoint
-    from effnet_lightning.train.module import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names
-
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist; pass .ckpt files written by effnet fit")
-    checkpoint = load_checkpoint(ckpt_path)
-    hparams = checkpoint.get("hyper_parameters") or {}
-    spec = hparams.get("scaling", sc.ScalingSpec())
-    spec = spec if isinstance(spec, sc.ScalingSpec) else sc.ScalingSpec(**spec)
-    num_classes = int(hparams.get("num_classes", 1000))
-    network = create_model(spec, num_classes=num_classes, bn_eps=float(hparams.get("bn_eps", TF_BN_EPS)))
-    network.load_state_dict(network_state(checkpoint, weights))
-    resolution = spec.resolve().resolution
-    data_config = checkpoint.get(DATA_CONFIG_KEY) or {
-        "input_size": [3, resolution, resolution],
-        "mean": list(IMAGENET_DEFAULT_MEAN),
-        "std": list(IMAGENET_DEFAULT_STD),
-        "interpolation": "bicubic",
-        "crop_pct": 0.875,
-    }
-    names = list(checkpoint.get(CLASS_NAMES_KEY) or default_class_names(num_classes))
-    return network.eval(), names, data_config
+    checkpoint = TrainedCheckpoint.read(ckpt_path)
+    return checkpoint.network(checkpoint.available(weights)), checkpoint.class_names, checkpoint.data_config
 
 
 def model_view(picture: np.ndarray, data_config: dict) -> np.ndarray:
@@ -268,7 +243,7 @@ def compose(columns: list[list[np.ndarray]], headers: list[Caption], cell_px: in
 
 def run_folder(ckpt: Path) -> Path:
     """`<run>` for `<run>/checkpoints/x.ckpt`, else the checkpoint's own folder."""
-    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINTS else ckpt.parent
+    return run_of_checkpoint(ckpt) or ckpt.parent
 
 
 def run_name(ckpt: Path) -> str:

@@ -10,7 +10,7 @@ the same config, so the file alone says how to feed it. A folder holding `model.
 loads with `timm.create_model("local-dir:<folder>", pretrained=True)`; then
 `timm.data.create_transform(**timm.data.resolve_data_config(model=model))` is the matching eval transform.
 - architecture: timm's `efficientnet_bN` when the scaling is an official variant's multipliers (then the network,
-  its state_dict keys and shapes are timm's own, model.py). Other scalings (φ, custom multipliers) have no timm
+  its state_dict keys and shapes are timm's own, model/network.py). Other scalings (φ, custom multipliers) have no timm
   entry point: `architecture` is null and `effnet_scaling` (depth, width) rebuilds the network with
   `effnet_lightning.model.network.create_model`, a timm EfficientNet; the weights and preprocessing are the same.
 - weights: the EMA weights when the checkpoint has them (default), otherwise or with `--weights raw` the raw ones.
@@ -18,21 +18,35 @@ loads with `timm.create_model("local-dir:<folder>", pretrained=True)`; then
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from effnet_lightning.errors import (
+    EXIT_OK,
+    ConfigError,
+    OneLineParser,
+    UserError,
+    exit_code,
+    report_user_error,
+)
+
+if TYPE_CHECKING:
+    from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
+
+__all__ = ["OutputExists", "export", "hub_config", "main", "timm_architecture"]
 
 CONFIG_NAME = "config.json"  # timm's hub config file name (timm/models/_hub.py)
-MODEL_PREFIX = "model."  # EfficientNetModule keeps the network in `self.model`
-RAW_STATE = "current_model_state"  # callbacks/ema.py: the raw weights when `state_dict` holds the EMA ones
 CLASSIFIER = "classifier.weight"  # timm EfficientNet's head: (num_classes, num_features)
 FLOAT_TOLERANCE = 1e-6  # multipliers equal to an official variant's up to float noise
 
 
+class OutputExists(UserError, FileExistsError):
+    """The export would overwrite a file; nothing was written."""
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="effnet export", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="effnet export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by effnet fit (.ckpt)")
     parser.add_argument(
         "--weights",
@@ -41,33 +55,34 @@ def main(argv: list[str]) -> int:
         help="ema: the averaged weights when the checkpoint has them (default); raw: the trained weights",
     )
     parser.add_argument("output", help="the .safetensors file to write; config.json is written beside it")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return exit_code(stop)
     try:
         written = export(args.ckpt_path, args.output, args.weights)
-    except (ValueError, OSError) as err:
-        print(f"effnet export: error: {err}", file=sys.stderr)
-        return 2
+    except UserError as err:
+        return report_user_error("export", err)
     print(f"wrote {written[0]} and {written[1]}")
-    return 0
+    return EXIT_OK
 
 
 def export(ckpt_path: str, output: str, weights: str = "ema") -> tuple[Path, Path]:
-    """Write the network of `ckpt_path` to `output` (safetensors) and config.json beside it; never overwrites."""
+    """Write the network of `ckpt_path` to `output` (safetensors) and config.json beside it; never overwrites.
+    EMA weights when asked for and the checkpoint has them, else the raw ones (with a warning)."""
     from safetensors.torch import save_file
 
-    from effnet_lightning.train.lightning_cli import load_checkpoint
+    from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
 
     out = Path(output)
     config_path = out.with_name(CONFIG_NAME)
     if out.suffix != ".safetensors":
-        raise ValueError(f"the output must be a .safetensors file, got {out}")
+        raise ConfigError(f"the output must be a .safetensors file, got {out}")
     existing = [str(p) for p in (out, config_path) if p.exists()]
     if existing:
-        raise FileExistsError(f"{' and '.join(existing)} already exist(s); choose another folder or remove them")
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist; pass a .ckpt file written by effnet fit")
-    checkpoint = load_checkpoint(ckpt_path)
-    state = network_state(checkpoint, weights)
+        raise OutputExists(f"{' and '.join(existing)} already exist(s); choose another folder or remove them")
+    checkpoint = TrainedCheckpoint.read(ckpt_path)
+    state = checkpoint.network_state(checkpoint.available(weights))
     config = hub_config(checkpoint, num_features=int(state[CLASSIFIER].shape[1]))
     out.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "config": json.dumps(config)}  # safetensors metadata: str -> str
@@ -76,52 +91,27 @@ def export(ckpt_path: str, output: str, weights: str = "ema") -> tuple[Path, Pat
     return out, config_path
 
 
-def network_state(checkpoint: dict[str, Any], weights: str) -> dict[str, Any]:
-    """The bare network's tensors (keys as in timm's EfficientNet) of the chosen weights."""
-    has_ema = RAW_STATE in checkpoint  # EMA callback: state_dict = averaged, current_model_state = raw
-    if weights == "ema" and not has_ema:
-        print("effnet export: the checkpoint has no EMA weights; exporting the raw ones", file=sys.stderr)
-    source = checkpoint[RAW_STATE] if weights == "raw" and has_ema else checkpoint["state_dict"]
-    return {k.removeprefix(MODEL_PREFIX): v for k, v in source.items() if k.startswith(MODEL_PREFIX)}
-
-
-def hub_config(checkpoint: dict[str, Any], num_features: int) -> dict[str, Any]:
-    """timm's hub config.json for the checkpoint's network and its training data's eval preprocessing."""
-    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-    from effnet_lightning.model import scaling as sc
+def hub_config(checkpoint: TrainedCheckpoint, num_features: int) -> dict[str, Any]:
+    """timm's hub config.json for a TrainedCheckpoint's network and its training data's eval preprocessing."""
     from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM
-    from effnet_lightning.train.module import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names
 
-    hparams = checkpoint.get("hyper_parameters") or {}
-    spec = hparams.get("scaling", sc.ScalingSpec())
-    spec = spec if isinstance(spec, sc.ScalingSpec) else sc.ScalingSpec(**spec)
-    scaling = spec.resolve()
-    num_classes = int(hparams.get("num_classes", 1000))
+    hparams = checkpoint.hparams
+    scaling = checkpoint.scaling
     dropout = hparams.get("dropout")
-    data = checkpoint.get(DATA_CONFIG_KEY) or {
-        "input_size": [3, scaling.resolution, scaling.resolution],
-        "mean": list(IMAGENET_DEFAULT_MEAN),
-        "std": list(IMAGENET_DEFAULT_STD),
-        "interpolation": "bicubic",
-        "crop_pct": 0.875,
-        "crop_mode": "center",
-    }
-    architecture = timm_architecture(scaling)
     pretrained_cfg = {
-        **data,
-        "num_classes": num_classes,
+        **checkpoint.data_config,
+        "num_classes": checkpoint.num_classes,
         "first_conv": "conv_stem",
         "classifier": "classifier",
         "fixed_input_size": False,
         "license": "the license of the data it was trained on",
     }
     return {
-        "architecture": architecture,
-        "num_classes": num_classes,
+        "architecture": timm_architecture(scaling),
+        "num_classes": checkpoint.num_classes,
         "num_features": num_features,
         "global_pool": "avg",
-        "label_names": list(checkpoint.get(CLASS_NAMES_KEY) or default_class_names(num_classes)),
+        "label_names": checkpoint.class_names,
         "model_args": {
             "bn_eps": float(hparams.get("bn_eps", TF_BN_EPS)),
             "bn_momentum": float(hparams.get("bn_momentum", TF_BN_MOMENTUM)),

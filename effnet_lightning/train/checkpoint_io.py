@@ -12,14 +12,13 @@ behaviour: object stores publish an upload only once it is complete.
 Two more guarantees for every write (last.ckpt and best-k alike):
 - a checkpoint whose weights, buffers or optimizer state hold NaN/inf is refused (`NonFiniteStateError`), so a diverged
   run can never replace a good file;
-- a full disk says "no space left on <folder>" (an `OSError` `effnet` reports in one line) and the previous file
-  stays intact.
+- a full disk says "no space left on <folder>" (a `DiskFullError`, which `effnet` reports in one line) and the
+  previous file stays intact.
 A kill -9 during a write leaves `.<name>.tmp-<pid>`; `remove_stale_temporaries` deletes those on the next start.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,10 @@ from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
+from effnet_lightning.errors import DiskFullError, is_disk_full
 from effnet_lightning.train.finite import NonFiniteStateError, nonfinite_names
+
+__all__ = ["AtomicCheckpointIO", "fsync_directory", "remove_stale_temporaries"]
 
 CHECKED = ("state_dict", "optimizer_states")  # weights, buffers, optimizer moments (callback states may hold
 # legitimate infinities, e.g. ModelCheckpoint's kth_value before the first best-k file)
@@ -63,23 +65,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(temporary, path)
         except BaseException as err:
             temporary.unlink(missing_ok=True)
-            if _is_disk_full(err):
-                raise OSError(
-                    errno.ENOSPC,
+            if is_disk_full(err):  # torch.save reports it as a RuntimeError wrapping the write's OSError
+                raise DiskFullError(
                     f"no space left on {path.parent} while writing {path.name}; the previous "
-                    "file is intact. Free space (or point trainer.default_root_dir elsewhere) and resume",
+                    "file is intact. Free space (or point trainer.default_root_dir elsewhere) and resume"
                 ) from err
             raise
         fsync_directory(path.parent)
-
-
-def _is_disk_full(err: BaseException) -> bool:
-    """torch.save reports a full disk as a RuntimeError wrapping the write error; look at the errno chain."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -18,8 +18,8 @@ settings carry over into X (jsonargparse keeps every same-named one, e.g. the co
 from __future__ import annotations
 
 import inspect
+import logging
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,19 @@ from typing import Any
 
 import yaml
 
+from effnet_lightning.errors import ConfigError, UserError
+
+__all__ = [
+    "ConfigError",
+    "DataChoice",
+    "DataModuleInitError",
+    "RecordDataModuleInit",
+    "check_config",
+    "check_data_class",
+    "data_choice",
+]
+
+log = logging.getLogger(__name__)
 NETWORK_STRIDE = 32  # px: EfficientNet's stem and four stride-2 stages halve the input five times (paper Table 1)
 LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches")
 GPU_ACCELERATORS = ("gpu", "cuda")
@@ -35,12 +48,9 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")  # `--data file.yaml`: the data sec
 DATA_ARG = re.compile(r"--data(?:\.init_args)?\.(\w+)")  # --data.data_dir or --data.init_args.data_dir
 
 
-class ConfigError(ValueError):
-    """A config value the user must change; the message names the key and says what to do."""
-
-
-class DataModuleInitError(Exception):
-    """The datamodule's own constructor raised; `effnet` shows the class and the original message."""
+class DataModuleInitError(UserError):
+    """The datamodule's own constructor raised (a value only the class can judge, or a user's plugin that cannot
+    start); `effnet` shows the class and the original message."""
 
     def __init__(self, class_name: str, error: Exception) -> None:
         super().__init__(f"data: {class_name}(...) failed: {type(error).__name__}: {error}")
@@ -94,11 +104,10 @@ def check_data_class(args: Sequence[str]) -> None:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     carried = sorted(k for k in choice.carried - choice.command_line_keys if takes_any or k in parameters)
     if carried:
-        print(
+        log.warning(
             f"effnet: warning: --data={choice.class_value} replaces the config's {choice.replaced} but keeps its "
             f"data settings {', '.join(carried)} (same-named arguments carry over); set them on the command line "
-            "if the new class's defaults were meant",
-            file=sys.stderr,
+            "if the new class's defaults were meant"
         )
 
 
@@ -219,11 +228,10 @@ def _check_data(data: Mapping[str, Any]) -> None:
         raise ConfigError(f"data.std must not contain 0 (images are divided by it); got {list(std)}")
     resolution = init.get("resolution")
     if resolution is not None and 0 < resolution < NETWORK_STRIDE:
-        print(
+        log.warning(
             f"effnet: warning: the input resolution {resolution} px is below the network's stride of "
             f"{NETWORK_STRIDE} px, so its last feature map is a single cell of mostly padding; "
-            f"set model.resolution to {NETWORK_STRIDE} or more",
-            file=sys.stderr,
+            f"set model.scaling.resolution to {NETWORK_STRIDE} or more"
         )
 
 
@@ -232,13 +240,13 @@ def _check_memory(config: Mapping[str, Any]) -> None:
     memory.py) exceeds the device's memory, with the estimate and the limit. `--model.scaling.phi 100` is
     refused by arithmetic alone, in microseconds; without this it grew to 15.9 GB in 11 minutes."""
     from effnet_lightning.model import memory
-    from effnet_lightning.model.scaling import ScalingSpec
+    from effnet_lightning.train.checkpoint_format import spec_of
 
     model = config.get("model") or {}
     scaling = model.get("scaling")
     if scaling is None:
         return
-    spec = ScalingSpec(**(scaling.as_dict() if hasattr(scaling, "as_dict") else dict(scaling)))
+    spec = spec_of(scaling)
     accelerator = (config.get("trainer") or {}).get("accelerator")
     limit = memory.device_memory_bytes(accelerator if isinstance(accelerator, str) else "auto")
     batch_size = ((config.get("data") or {}).get("init_args") or {}).get("batch_size")

@@ -15,6 +15,8 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from effnet_lightning.train.lightning_cli import EffnetCLI
 
+__all__ = ["DataModuleCLI", "datamodule_from_args"]
+
 
 class DataModuleCLI(EffnetCLI):
     """EffnetCLI(args, run=False) that builds the model and datamodule only (the model is needed by the

@@ -2,7 +2,7 @@
 
 A diverged run can have a finite loss while its weights or BatchNorm running statistics are already infinite
 (train-mode BatchNorm normalises with the batch's statistics, not the running ones), so checking the loss alone
-let a broken last.ckpt be written (issue 9, defect 3: inf running_var in 14 of 228 tensors). Every checkpoint
+let a broken last.ckpt be written (seen in a diverged run: inf running_var in 14 of 228 tensors). Every checkpoint
 write checks the tensors themselves.
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+__all__ = ["NonFiniteStateError", "all_finite", "nonfinite_names"]
 
 
 class NonFiniteStateError(RuntimeError):

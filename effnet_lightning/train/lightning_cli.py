@@ -2,7 +2,7 @@
 
 - `model:` is always EfficientNetModule; `data:` is any LightningDataModule named by `class_path` (subclass
   mode), so a user's own datamodule plugs in. Datamodules take `resolution` and expose `num_classes`.
-  The class the command line and its configs name is checked before jsonargparse resolves it (user_errors.py's
+  The class the command line and its configs name is checked before jsonargparse resolves it (config_checks.py's
   `check_data_class`): a failed import or a mistyped short name is one line that says why.
 - Links: the `model.scaling` section (variant/φ/multipliers, or its `resolution` when given) into
   `data.init_args.resolution` at parse time; `data.num_classes` into `model.num_classes` when the datamodule is
@@ -23,18 +23,17 @@ Checkpoints load with weights_only=True (`load_checkpoint` checks them first: co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import inspect
+import logging
 import os
-import pickle
 import random
 import sys
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Callback, LightningDataModule, Trainer
@@ -53,18 +52,23 @@ from effnet_lightning.callbacks.prediction_writer import PredictionWriter
 from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
 from effnet_lightning.callbacks.rng_state import RNGState
 from effnet_lightning.callbacks.run_summary import RunSummary
+from effnet_lightning.datamodules.image_folder import ImageFolderDataModule, UnreadableImagesReport
+from effnet_lightning.errors import ConfigError
+from effnet_lightning.train.checkpoint_format import load_checkpoint, trusted_globals
 from effnet_lightning.train.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.train.config_checks import RecordDataModuleInit, check_config, check_data_class
 from effnet_lightning.train.module import EfficientNetModule, resolution_of
 from effnet_lightning.train.resume import resolve_ckpt_path
 from effnet_lightning.train.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.train.run_layout import CONFIG, EVAL_DIR, RUNS_DIR, checkpoints_dir
 from effnet_lightning.train.trainer import EffnetTrainer
 
-RUNS_DIR = "runs"
+__all__ = ["DATA_HELP", "RESUME_MAY_CHANGE", "EffnetCLI", "drawn_seed"]
+
+log = logging.getLogger(__name__)
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 MAX_SEED = 2**32 - 1  # numpy's seed range, as Lightning's seed_everything checks it
 DRAWN_SEED_VARIABLE = "EFFNET_DRAWN_SEED"  # rank 0's drawn seed, for the DDP ranks it launches
-EVAL_DIR = "eval"  # validate/test/predict on a run's checkpoint write into <run>/eval/version_N/
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 DATA_HELP = (
     "The datamodule: any LightningDataModule subclass, by short name (`effnet datamodules` lists them) or dotted "
@@ -92,8 +96,18 @@ class EffnetCLI(LightningCLI):
     run_lock: RunLock | None = None
     _new_root = False  # this command created trainer.default_root_dir (removed again if the start fails)
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(
+        self,
+        args: list[str] | None = None,
+        run: bool = True,
+        on_run_dir: Callable[[Path], None] | None = None,  # told the run folder once it is picked
+    ) -> None:
         self._user_model: dict[str, Any] = {}
+        self._on_run_dir = on_run_dir
+        # `--weights_only false`: the objects a trusted checkpoint names are allow-listed while it is read (ours
+        # and LightningCLI's reads of it, parse_arguments to before_instantiate_classes), never for the process.
+        self._trusted_loads = contextlib.ExitStack()
+        self._environment = contextlib.ExitStack()  # os.environ as it was, once a run (run=True) has ended
         try:
             super().__init__(
                 EfficientNetModule,
@@ -114,8 +128,11 @@ class EffnetCLI(LightningCLI):
                 discard_if_unused(self.run_dir, self._new_root)  # a new run that failed before writing anything
             raise
         finally:
-            if run and self.run_lock is not None:
-                self.run_lock.release()
+            self._trusted_loads.close()
+            if run:
+                self._environment.close()
+                if self.run_lock is not None:
+                    self.run_lock.release()
 
     def instantiate_classes(self) -> None:
         """A datamodule constructor that raises is reported with its own message, not jsonargparse's Union report."""
@@ -178,6 +195,7 @@ class EffnetCLI(LightningCLI):
         if config is None:
             return
         if config.get("seed_everything") is True:
+            self._environment.callback(_restore_variable, DRAWN_SEED_VARIABLE, os.environ.get(DRAWN_SEED_VARIABLE))
             config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
@@ -187,36 +205,38 @@ class EffnetCLI(LightningCLI):
         config.ckpt_path = path
         if not Path(path).is_file():
             return  # Lightning's special values and URLs
-        checkpoint = load_checkpoint(path, trusted=config.get("weights_only") is False)
+        trusted = config.get("weights_only") is False
+        checkpoint = load_checkpoint(path, trusted=trusted)
+        if trusted:  # LightningCLI reads the hyperparameters weights-only right after this method
+            self._trusted_loads.enter_context(trusted_globals(path))
         self.resume_run = run if subcommand == "fit" else None
         self.evaluated_run = run if subcommand != "fit" else None
         self.best_k_dirpath = _best_k_dirpath(checkpoint)
         recorded = _recorded_config(run, checkpoint)
         differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
         if differing:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the config it was "
-                f"trained with ({run / 'config.yaml' if run else 'its run folder has it'}), changing at most "
+                f"trained with ({run / CONFIG if run else 'its run folder has it'}), changing at most "
                 "model.lr, model.weight_decay or trainer limits, or start a new run without --ckpt_path"
             )
         self._user_model = _explicit_values(config.model.as_dict(), EfficientNetModule)
         what = f"run {run}" if self.resume_run else "a new run"
-        print(
+        log.info(
             f"effnet {subcommand}: {'resuming' if subcommand == 'fit' else 'loading'} {path} "
             f"(step {checkpoint.get('global_step', '?')}, epoch {checkpoint.get('epoch', '?')})"
-            + (f" into {what}" if subcommand == "fit" else ""),
-            file=sys.stderr,
-            flush=True,
+            + (f" into {what}" if subcommand == "fit" else "")
         )
 
     def before_instantiate_classes(self) -> None:
         """After parsing, before anything is built:
-        - impossible values stop here with one line (user_errors.py);
+        - impossible values stop here with one line (config_checks.py);
         - the run's seed (drawn by now when `seed_everything: true`) also seeds the training data order and
           augmentations, for a datamodule with a `seed` argument left at None;
         - LightningCLI copied the checkpoint's hyperparameters over the config; the LR and weight decay given now
           win (ResumeOverrides applies them to the restored optimizer);
         - then the run folder is picked (and locked while a fit trains in it)."""
+        self._trusted_loads.close()  # the checkpoint's hyperparameters have been read
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand is not None:
             check_config(self.subcommand, config)
@@ -243,6 +263,8 @@ class EffnetCLI(LightningCLI):
             self.run_dir = create_run_dir(config.trainer.default_root_dir)
         else:
             return  # other DDP ranks: trainer.log_dir is rank 0's
+        if self._on_run_dir is not None:
+            self._on_run_dir(self.run_dir)
         logger.init_args.save_dir, logger.init_args.name = str(self.run_dir.parent), ""
         logger.init_args.version = self.run_dir.name
         if self.subcommand == "fit" and rank_zero_only.rank == 0:
@@ -259,6 +281,10 @@ class EffnetCLI(LightningCLI):
         self._place_best_k(config.get("checkpoint"))
         extra: list[Callback] = []
         user_callbacks = trainer.get("callbacks") or []
+        user_callbacks = user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]
+        reported = any(isinstance(c, UnreadableImagesReport) for c in user_callbacks)
+        if isinstance(self.datamodule, ImageFolderDataModule) and not reported:
+            extra.append(UnreadableImagesReport())  # the per-epoch count of skipped image files needs epoch hooks
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
         if self.subcommand == "fit":
@@ -268,7 +294,7 @@ class EffnetCLI(LightningCLI):
         # `last:`, `checkpoint:` and `nonfinite:` sections after these, and they draw none.
         extra += [c for c in (config["resume_overrides"], config["rng_state"]) if c is not None]
         if extra:
-            kwargs["callbacks"] = [*(user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]), *extra]
+            kwargs["callbacks"] = [*user_callbacks, *extra]
         return super().instantiate_trainer(**kwargs)
 
     def _place_best_k(self, best_k: Any) -> None:
@@ -281,11 +307,11 @@ class EffnetCLI(LightningCLI):
         if not isinstance(best_k, ModelCheckpoint) or best_k.dirpath is not None or self.run_dir is None:
             return
         if self.subcommand == "fit":
-            best_k.dirpath = os.path.realpath(self.run_dir / "checkpoints")
+            best_k.dirpath = os.path.realpath(checkpoints_dir(self.run_dir))
         elif self.best_k_dirpath is not None:
             best_k.dirpath = self.best_k_dirpath
         elif self.evaluated_run is not None:
-            best_k.dirpath = os.path.realpath(self.evaluated_run / "checkpoints")
+            best_k.dirpath = os.path.realpath(checkpoints_dir(self.evaluated_run))
 
 
 def drawn_seed() -> int:
@@ -304,6 +330,14 @@ def drawn_seed() -> int:
     return seed
 
 
+def _restore_variable(name: str, value: str | None) -> None:
+    """Put an environment variable back as it was (None: unset)."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:
     """The folder a ModelCheckpoint saved into, from its `state_dict()` in the checkpoint's callback states."""
     for state in checkpoint.get("callbacks", {}).values():
@@ -312,49 +346,12 @@ def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:
     return None
 
 
-def load_checkpoint(path: str, trusted: bool = False) -> dict[str, Any]:
-    """The checkpoint as a dict, or a ValueError that says whether the file is corrupt or holds Python objects.
-
-    torch.save writes a zip archive; anything else (empty, truncated, random bytes) is reported as corrupt, never
-    as "holds Python objects", which would push users to turn off the safety check for a merely damaged file.
-    `trusted` (`--weights_only false`): the objects the file names are allow-listed for this process, so that
-    LightningCLI's own weights-only read of the hyperparameters accepts it too."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path} is not a valid checkpoint (corrupt, truncated or not written by torch.save); "
-            "resume from another checkpoint, or start without --ckpt_path"
-        )
-    try:
-        if trusted:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-            torch.serialization.add_safe_globals([_import(name) for name in names])
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
-        raise ValueError(
-            f"{path} holds Python objects that weights-only loading refuses to unpickle; such a file can run code "
-            "when loaded. Pass --weights_only false only if you trust where it came from"
-        ) from err
-    except (RuntimeError, EOFError, KeyError, OSError) as err:  # a damaged member inside the archive
-        raise ValueError(f"{path} is not a valid checkpoint (corrupt: {type(err).__name__}); use another one") from err
-    except (ImportError, AttributeError) as err:  # trusted, but it names something this environment lacks
-        raise ValueError(f"{path} needs {err} to load; install what it was saved with") from err
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} is not a Lightning checkpoint (it holds a {type(checkpoint).__name__})")
-    return checkpoint
-
-
-def _import(qualified_name: str) -> Any:
-    """`module.Class` (as torch names a pickled global) -> the object, for torch's allow-list."""
-    module, _, name = qualified_name.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
 def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The settings the checkpoint was trained with: the model's from the checkpoint, the data's from the run's
     config.yaml (datamodules save no hyperparameters)."""
     hparams = checkpoint.get("hyper_parameters") or {}
     recorded: dict[str, Any] = {"model": {key: _plain(value) for key, value in hparams.items()}}
-    config_file = run / "config.yaml" if run else None
+    config_file = run / CONFIG if run else None
     if config_file is not None and config_file.is_file():
         recorded["data"] = (yaml.safe_load(config_file.read_text()) or {}).get("data")
     return recorded

@@ -25,6 +25,8 @@ import torch
 from timm.scheduler import CosineLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
 
+__all__ = ["PaperCosineLR", "PaperStepLR", "Schedule", "create_lr_scheduler", "epochs_done", "updates_per_epoch"]
+
 Schedule = Literal["step", "cosine", "constant"]
 EPOCH_EPSILON = 1e-9  # epochs; a time on a decay boundary (12 / 5 == 2.4) stays past it despite float rounding
 

@@ -20,17 +20,16 @@ from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from effnet_lightning.errors import ConfigError
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import count_macs
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
+from effnet_lightning.train.checkpoint_format import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names, spec_of
 from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
 
-# Modules built outside the CLI keep the spec object in their hyperparameters; let weights-only loading take it,
-# also under the name that checkpoints written before the package had layers pickled it by.
-torch.serialization.add_safe_globals([sc.ScalingSpec, (sc.ScalingSpec, "effnet_lightning.scaling.ScalingSpec")])
-CLASS_NAMES_KEY = "class_names"  # top-level checkpoint key: list[str], one per output index
-DATA_CONFIG_KEY = "data_config"  # top-level checkpoint key: eval preprocessing as timm's data-config dict
+__all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
+
 ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
 TRAIN_PASSES = 3  # a training step costs about 3 forward passes (Kaplan et al. 2020, arXiv 2001.08361, sec. 2.1)
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
@@ -42,61 +41,67 @@ class EfficientNetModule(pl.LightningModule):
 
     def __init__(
         self,
-        scaling: sc.ScalingSpec = sc.ScalingSpec(),  # variant, φ or multipliers; the data resolution follows it
+        scaling: sc.ScalingSpec = sc.ScalingSpec(),
         num_classes: int = 1000,
         dropout: float | None = None,
         drop_path_rate: float = DROP_PATH_RATE,
         bn_momentum: float = TF_BN_MOMENTUM,
         bn_eps: float = TF_BN_EPS,
-        label_smoothing: float = 0.1,  # paper §5.2
+        label_smoothing: float = 0.1,
         optimizer: Literal["rmsproptf", "sgd", "adamw"] = "rmsproptf",
-        lr: float = 0.016,  # per 256 images (paper: RMSProp 0.256 at batch 4096)
-        weight_decay: float = 1e-5,  # paper; never applied to BN parameters or biases
-        momentum: float = 0.9,  # RMSpropTF and SGD (Nesterov)
-        rmsprop_decay: float = 0.9,  # RMSProp's moving-average decay ("alpha" in PyTorch), paper 0.9
-        opt_eps: float = 1e-3,  # RMSpropTF epsilon, paper 0.001; AdamW uses it too
-        lr_schedule: Schedule = "step",  # paper: warm-up, then x decay_rate every decay_epochs; "constant": none
-        warmup_epochs: float = 5.0,  # paper / TF main.py: 5 epochs of linear warm-up
-        warmup_lr_factor: float = 0.0,  # warm-up starts at lr x this (TF: 0)
-        decay_rate: float = 0.97,  # "step": paper x0.97 ...
-        decay_epochs: float = 2.4,  # ... every 2.4 epochs, staircase, counted from update 0 (TF)
-        cosine_epochs: float | None = None,  # "cosine": epochs to reach min_lr; None: trainer.max_epochs
-        min_lr: float = 0.0,  # "cosine": final LR per 256 images (scaled by the global batch like lr)
-        channels_last: bool | None = None,  # None: on when training on CUDA
-        grad_checkpointing: bool = False,  # timm's set_grad_checkpointing: recompute each block in backward
-        compile: bool | CompileMode = False,  # torch.compile the network when fit starts; a string is the mode
-        compile_backend: str = "inductor",  # torch.compile backend; "aot_eager"/"eager" compile fast, for debugging
+        lr: float = 0.016,
+        weight_decay: float = 1e-5,
+        momentum: float = 0.9,
+        rmsprop_decay: float = 0.9,
+        opt_eps: float = 1e-3,
+        lr_schedule: Schedule = "step",
+        warmup_epochs: float = 5.0,
+        warmup_lr_factor: float = 0.0,
+        decay_rate: float = 0.97,
+        decay_epochs: float = 2.4,
+        cosine_epochs: float | None = None,
+        min_lr: float = 0.0,
+        channels_last: bool | None = None,
+        grad_checkpointing: bool = False,
+        compile: bool | CompileMode = False,
+        compile_backend: str = "inductor",
     ) -> None:
-        """
+        """The defaults are the paper's ImageNet recipe (§5.2 and TF's main.py), cited once here.
+
         Args:
             scaling: network size: variant (b0..b7), phi, or depth/width multipliers; resolution overrides the
                 input size (the datamodule's resolution is linked from it).
             num_classes: classifier outputs; linked from the datamodule's num_classes.
             dropout: classifier dropout; None: the scaling's (0.2 for B0 to 0.5 for B7).
-            drop_path_rate: stochastic depth of the last block (block i of N drops rate * i / N); paper 0.2.
+            drop_path_rate: stochastic depth, ramped over the blocks: block i of N drops rate * i / N, so block 0
+                never drops and the last block drops rate * (N-1) / N; paper 0.2 (survival 0.8).
             bn_momentum: BatchNorm momentum, PyTorch convention (TF's 0.99 is 0.01 here); 0.1 for short runs.
             bn_eps: BatchNorm epsilon; paper/TF 1e-3.
             label_smoothing: cross-entropy label smoothing; paper 0.1.
             optimizer: rmsproptf (timm's TF-style RMSProp, the paper's), sgd (Nesterov) or adamw.
-            lr: learning rate per 256 images, scaled by the global batch when training starts; paper 0.016.
+            lr: learning rate per 256 images, scaled by the global batch when training starts; paper 0.016
+                (RMSProp 0.256 at batch 4096).
             weight_decay: L2 on weights, never on BatchNorm parameters or biases; paper 1e-5.
-            momentum: momentum of rmsproptf and sgd.
+            momentum: momentum of rmsproptf and sgd; paper 0.9.
             rmsprop_decay: RMSProp's moving-average decay (PyTorch's alpha); paper 0.9.
             opt_eps: epsilon of rmsproptf and adamw; paper 1e-3.
             lr_schedule: step (warm-up, then x decay_rate every decay_epochs; the paper's), cosine or constant.
             warmup_epochs: epochs of linear warm-up (fractions allowed); paper 5.
             warmup_lr_factor: warm-up starts at lr x this; TF 0.
             decay_rate: step schedule: factor per decay_epochs; paper 0.97.
-            decay_epochs: step schedule: epochs between decays; paper 2.4.
+            decay_epochs: step schedule: epochs between decays, staircase, counted from update 0 (TF); paper 2.4.
             cosine_epochs: cosine schedule: epochs to reach min_lr; None: trainer.max_epochs.
-            min_lr: cosine schedule: final LR per 256 images.
+            min_lr: cosine schedule: final LR per 256 images (scaled by the global batch like lr).
             channels_last: NHWC memory format; None: on when training on CUDA.
             grad_checkpointing: recompute each block's activations in backward (timm's set_grad_checkpointing):
                 about 10x fewer saved activation bytes for about a third more compute.
             compile: torch.compile the network in place when fit starts (checkpoint keys stay plain); a string
                 is the compile mode.
-            compile_backend: torch.compile backend; inductor for speed, aot_eager or eager to debug.
+            compile_backend: torch.compile backend; inductor for speed, aot_eager or eager (compile fast) to debug.
         """
+        for name, rate in (("dropout", dropout), ("drop_path_rate", drop_path_rate)):
+            if rate is not None and not 0.0 <= rate < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {rate}")
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(
@@ -113,9 +118,9 @@ class EfficientNetModule(pl.LightningModule):
         # Lightning's model summary counts the FLOPs of one forward pass on this (else "Total FLOPs: 0")
         self.example_input_array = torch.zeros(1, 3, self.resolution, self.resolution)
         if lr <= 0 or not 0 <= label_smoothing < 1:
-            raise ValueError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
+            raise ConfigError(f"lr must be > 0 and label_smoothing in [0, 1), got lr={lr}, {label_smoothing=}")
         if warmup_epochs < 0 or decay_epochs <= 0 or not 0 < decay_rate <= 1 or not 0 <= warmup_lr_factor <= 1:
-            raise ValueError(
+            raise ConfigError(
                 "model.warmup_epochs must be >= 0, decay_epochs > 0, decay_rate in (0, 1] and warmup_lr_factor in "
                 f"[0, 1]; got {warmup_epochs}, {decay_epochs}, {decay_rate}, {warmup_lr_factor}."
             )
@@ -152,16 +157,22 @@ class EfficientNetModule(pl.LightningModule):
         return self.model.scaling.resolution
 
     @property
-    def flops_per_batch(self) -> int:
-        """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
-        MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
-        an evaluation batch one. The MACs are counted once, on the meta device (flops.py)."""
+    def macs_per_image(self) -> int:
+        """MACs of one forward pass of one image, counted once on a copy built on the meta device (no memory,
+        milliseconds; model/flops.py)."""
         if self._macs_per_image is None:
             with torch.device("meta"):
                 network = create_model(self.scaling, num_classes=self.hparams.num_classes)
             self._macs_per_image = count_macs(network, self.resolution)
+        return self._macs_per_image
+
+    @property
+    def flops_per_batch(self) -> int:
+        """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
+        MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
+        an evaluation batch one."""
         passes = TRAIN_PASSES if self.training else 1
-        return 2 * passes * self._macs_per_image * self._batch_images
+        return 2 * passes * self.macs_per_image * self._batch_images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self._batch_images = images.shape[0]  # a host int: no device sync
@@ -249,7 +260,9 @@ class EfficientNetModule(pl.LightningModule):
         """Images per optimizer update across all processes: batch × devices × nodes × accumulation."""
         per_device = getattr(self.trainer.datamodule, "batch_size", None)
         if per_device is None:
-            raise ValueError("the datamodule must have a `batch_size` attribute so the LR can be scaled per 256 images")
+            raise ConfigError(
+                "the datamodule must have a `batch_size` attribute so the LR can be scaled per 256 images"
+            )
         return per_device * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
     def configure_optimizers(self) -> dict:
@@ -271,7 +284,7 @@ class EfficientNetModule(pl.LightningModule):
         )
         cosine_epochs = hp.cosine_epochs if hp.cosine_epochs is not None else self.trainer.max_epochs
         if hp.lr_schedule == "cosine" and (cosine_epochs is None or cosine_epochs <= 0):
-            raise ValueError("model.lr_schedule cosine needs an end: set model.cosine_epochs or trainer.max_epochs.")
+            raise ConfigError("model.lr_schedule cosine needs an end: set model.cosine_epochs or trainer.max_epochs.")
         scheduler = create_lr_scheduler(
             optimizer,
             hp.lr_schedule,
@@ -302,11 +315,6 @@ class CrossEntropy(MeanMetric):
         super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
 
 
-def default_class_names(num_classes: int) -> list[str]:
-    """The names of classes that no datamodule or checkpoint named: "0", "1", ..."""
-    return [str(i) for i in range(num_classes)]
-
-
 def eval_data_config(datamodule: object, resolution: int) -> dict:
     """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
     input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
@@ -325,5 +333,4 @@ def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
     """The input size (px) the `model.scaling` section implies; the CLI links it into `data.init_args.resolution`.
 
     The link runs at parse time, when jsonargparse hands over the section as a Namespace of the spec's fields."""
-    spec = scaling if isinstance(scaling, sc.ScalingSpec) else sc.ScalingSpec(**scaling.as_dict())
-    return spec.resolve().resolution
+    return spec_of(scaling).resolve().resolution

@@ -16,18 +16,26 @@ to import is reported (which file, which error) and the others still load.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
+import logging
 import os
 import pkgutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 
+from effnet_lightning.errors import ConfigError
+
+__all__ = ["DataClassError", "Failed", "Found", "discover", "load_and_report", "main", "resolve"]
+
+log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "effnet_lightning.datamodules"
 PACKAGE = "effnet_lightning.datamodules"
 BUILT_IN = frozenset({"base", "cifar10", "image_folder", "imagenet"})  # the datamodule files this repository ships
@@ -35,7 +43,7 @@ GUIDE = "see README 'Extension guide'"
 CLOSE_MATCH_CUTOFF = 0.6  # difflib's default similarity ratio: "Cifar10DataModul" -> "CIFAR10DataModule"
 
 
-class DataClassError(ValueError):
+class DataClassError(ConfigError):
     """A `--data`/`class_path` value that names no usable datamodule; the message says why and what to do."""
 
 
@@ -100,7 +108,7 @@ def load_and_report() -> None:
     """Import plugins before the CLI parses a config; say on stderr which ones failed."""
     _, failed = discover()
     for f in failed:
-        print(f"effnet: warning: datamodule plugin {f.origin} failed to import: {f.error}", file=sys.stderr)
+        log.warning(f"effnet: warning: datamodule plugin {f.origin} failed to import: {f.error}")
 
 
 def resolve(value: str) -> type:
@@ -122,9 +130,9 @@ def resolve(value: str) -> type:
             f"them and where they come from; a class of your own needs its dotted path or a plugin, {GUIDE})"
         )
     module_name, _, class_name = value.rpartition(".")
-    _search_working_directory()
     try:
-        module = importlib.import_module(module_name)
+        with _working_directory_searched():
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name is not None and (module_name + ".").startswith(err.name + "."):  # the plugin is not on the path
             raise DataClassError(
@@ -150,12 +158,21 @@ def resolve(value: str) -> type:
     return cls
 
 
-def _search_working_directory() -> None:
-    """Let a dotted path name a module in the working directory, as `python -c` and `python -m` do. Appended, not
+@contextlib.contextmanager
+def _working_directory_searched() -> Iterator[None]:
+    """Let a dotted path name a module in the working directory, as `python -c` and `python -m` do, while it is
+    imported: sys.path is as it was afterwards (the module stays imported, so jsonargparse finds it). Appended, not
     prepended, so that a file there never shadows an installed module of the same name."""
     cwd = os.getcwd()
-    if not any(Path(p or ".").resolve() == Path(cwd).resolve() for p in sys.path):
-        sys.path.append(cwd)
+    if any(Path(p or ".").resolve() == Path(cwd).resolve() for p in sys.path):
+        yield
+        return
+    sys.path.append(cwd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # the import itself may have removed it
+            sys.path.remove(cwd)
 
 
 def _imported_datamodules() -> dict[str, type]:

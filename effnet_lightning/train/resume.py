@@ -15,21 +15,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from effnet_lightning.errors import MissingFileError
 from effnet_lightning.train.run_dir import RunIsLive, is_live
+from effnet_lightning.train.run_layout import CHECKPOINTS, LAST, last_checkpoint, last_checkpoints, run_of_checkpoint
 
-LAST = "last.ckpt"  # written by callbacks/last_checkpoint.py
-CHECKPOINTS = "checkpoints"
+__all__ = ["resolve_ckpt_path"]
 
 
 def resolve_ckpt_path(ckpt_path: str, runs_dir: str | Path, fit: bool = True) -> tuple[str, Path | None]:
-    """(the checkpoint to load, the run folder it belongs to or None). Raises FileNotFoundError or RunIsLive
-    (an OSError) with what to do."""
+    """(the checkpoint to load, the run folder it belongs to or None). Raises MissingFileError or RunIsLive with
+    what to do."""
     if ckpt_path in ("best", "hpc") or "://" in ckpt_path or ckpt_path.startswith("registry"):
         return ckpt_path, None
     if ckpt_path == "last":
-        candidates = sorted(Path(runs_dir).glob(f"*/{CHECKPOINTS}/{LAST}"), key=lambda p: p.stat().st_mtime)
+        candidates = last_checkpoints(runs_dir)
         if not candidates:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no checkpoint to resume in {runs_dir}/ (no run has {CHECKPOINTS}/{LAST}); start without --ckpt_path"
             )
         idle = [c for c in candidates if not is_live(c.parent.parent)]
@@ -41,16 +42,16 @@ def resolve_ckpt_path(ckpt_path: str, runs_dir: str | Path, fit: bool = True) ->
         return str(idle[-1]), idle[-1].parent.parent
     path = Path(ckpt_path)
     if path.is_dir():
-        if not (path / CHECKPOINTS / LAST).is_file():
-            raise FileNotFoundError(
+        if not last_checkpoint(path).is_file():
+            raise MissingFileError(
                 f"no checkpoint to resume in {path} (no {CHECKPOINTS}/{LAST}); start without --ckpt_path, "
                 "or pass a .ckpt file"
             )
-        path, run = path / CHECKPOINTS / LAST, path
+        path, run = last_checkpoint(path), path
     elif path.is_file():
-        run = path.parent.parent if path.parent.name == CHECKPOINTS else None
+        run = run_of_checkpoint(path)
     else:
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a .ckpt file, a run folder or 'last'")
+        raise MissingFileError(f"checkpoint {path} does not exist; pass a .ckpt file, a run folder or 'last'")
     if fit and run is not None and is_live(run):
         raise RunIsLive(f"run {run} is still training; stop it first, or start a new run from a copy of {path}")
     return str(path), run

@@ -1,25 +1,38 @@
-"""`effnet fit|validate|test|predict`: LightningCLI with user errors as one line and exit 2, signals as exit codes."""
+"""`effnet fit|validate|test|predict`: LightningCLI, with each way a command can end mapped to its exit code.
+
+- a `UserError` (missing data, an impossible number, a corrupt checkpoint) or a parse error of the config: one
+  line, exit 2 (`EFFNET_TRACEBACK=1` adds the traceback);
+- NaN/inf in the loss or the weights: one line, exit 3 (last.ckpt is the last finite state);
+- SIGTERM / SIGINT: last.ckpt saved at the step reached, exit 75 / 130 (signals.py);
+- anything else is a crash: its traceback, then one line saying where the run's log and last.ckpt are, exit 1.
+`main` returns the code; it never raises SystemExit (`--help` and `--print_config` return 0).
+"""
 
 from __future__ import annotations
 
 import os
-import pickle
 import sys
+import traceback
 import warnings
+from pathlib import Path
 
 from effnet_lightning.errors import (
+    EXIT_CRASH,
     EXIT_INTERRUPTED,
     EXIT_NONFINITE,
+    EXIT_OK,
     EXIT_PREEMPTED,
     EXIT_USER_ERROR,
+    UserError,
+    exit_code,
     one_line,
+    parse_error_line,
 )
+from effnet_lightning.train.run_layout import last_checkpoint
 
-__all__ = ["main", "parse_error", "run_lightning"]
+__all__ = ["crash_line", "main", "run_lightning"]
 
-PARSER_MODULES = ("jsonargparse", "argparse", "typing")  # where a parse error's own wording comes from
 PYTREE_MODULE = r"lightning\.pytorch\.utilities\._pytree"  # emits torch's LeafSpec FutureWarning (see run_lightning)
-USER_ERRORS = (ValueError, OSError)  # raised with a sentence that says what to do (missing data, corrupt file, ...)
 
 
 def main(argv: list[str], in_process: bool = True) -> int:
@@ -45,62 +58,60 @@ def main(argv: list[str], in_process: bool = True) -> int:
 
 
 def run_lightning(argv: list[str]) -> int:
-    """LightningCLI, with user errors (missing data, impossible numbers) as one line and exit code 2."""
+    """LightningCLI, and the exit code of how it ended (the module docstring's list)."""
     from jsonargparse import ArgumentError
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
-    from effnet_lightning.train.config_checks import DataModuleInitError
+    from effnet_lightning.train import plugins
     from effnet_lightning.train.finite import NonFiniteStateError
     from effnet_lightning.train.lightning_cli import EffnetCLI
-    from effnet_lightning.train.plugins import load_and_report
+    from effnet_lightning.train.signals import Stopped
 
-    load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
+    command = argv[0]
+    run_folders: list[Path] = []  # the run folder, once the CLI has picked it (for the crash report)
     try:
+        plugins.load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
         with warnings.catch_warnings():
             # Lightning 2.6's own helper (CombinedLoader, every run) builds torch's deprecated LeafSpec; neither the
             # user nor we can act on the FutureWarning. Ignored by category and emitting module only, for this one
-            # call; pyproject pins lightning<2.7 and tests/test_quiet.py fails once Lightning stops raising it.
+            # call; pyproject pins lightning<2.7 and tests/train/test_quiet.py fails once Lightning stops raising it.
             # private: Lightning's `_pytree` module names the source; no public setting avoids the warning.
             warnings.filterwarnings("ignore", category=FutureWarning, module=PYTREE_MODULE)
-            EffnetCLI(args=None if argv == sys.argv[1:] else argv)
+            EffnetCLI(args=None if argv == sys.argv[1:] else argv, on_run_dir=run_folders.append)
+    except SystemExit as stop:  # jsonargparse's --help and --print_config
+        return exit_code(stop)
     except ArgumentError as err:  # a malformed config or option
-        print(f"effnet {argv[0]}: error: {parse_error(err)} (see 'effnet {argv[0]} --help')", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except (*USER_ERRORS, DataModuleInitError) as err:
         if os.environ.get("EFFNET_TRACEBACK"):
-            raise
-        print(f"effnet {argv[0]}: error: {one_line(str(err))}", file=sys.stderr)
+            traceback.print_exc()
+        print(f"effnet {command}: error: {parse_error_line(err)} (see 'effnet {command} --help')", file=sys.stderr)
         return EXIT_USER_ERROR
-    except pickle.UnpicklingError as err:  # a checkpoint with objects, loaded weights-only by Lightning itself
-        print(
-            f"effnet {argv[0]}: error: the checkpoint holds Python objects that weights-only loading refuses "
-            f"({type(err).__name__}); if you trust it, load it in Python and re-save its tensors",
-            file=sys.stderr,
-        )
+    except UserError as err:
+        if os.environ.get("EFFNET_TRACEBACK"):
+            traceback.print_exc()
+        print(f"effnet {command}: error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except (NonFiniteLossError, NonFiniteStateError) as err:
-        print(f"effnet {argv[0]}: error: {err}", file=sys.stderr)
+        print(f"effnet {command}: error: {err}", file=sys.stderr)
         return EXIT_NONFINITE
     except SIGTERMException:  # Lightning's own SIGTERM path; LastCheckpoint saved in on_exception
         return EXIT_PREEMPTED
-    return 0
+    except Stopped:  # a signal: main() reports it with the signal's exit code
+        raise
+    except Exception as err:  # a crash: the traceback, and where the run's results are
+        traceback.print_exc()
+        print(crash_line(command, err, run_folders[-1] if run_folders else None), file=sys.stderr, flush=True)
+        return EXIT_CRASH
+    return EXIT_OK
 
 
-def parse_error(err: BaseException) -> str:
-    """A parse error as one line. When its root cause was raised by our code (a link's compute function, a
-    constructor's check), that sentence already says what to do; otherwise jsonargparse's whole message."""
-    root = err
-    while root.__cause__ is not None:
-        root = root.__cause__
-    if _raised_in(root).split(".")[0] not in PARSER_MODULES:
-        return one_line(str(root))
-    return one_line(str(err))
-
-
-def _raised_in(err: BaseException) -> str:
-    """The module of the frame that raised `err` (the last frame of its traceback)."""
-    frame = err.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    return frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+def crash_line(command: str, err: BaseException, run: Path | None) -> str:
+    """The last line of a crash: what raised, and where the run's log and its last checkpoint are."""
+    what = f"effnet {command}: crashed with {type(err).__name__} (traceback above)"
+    if run is None or not run.is_dir():
+        return f"{what}; no run folder was written"
+    if command != "fit":
+        return f"{what}; its log (config.yaml, TensorBoard events) is in {run}"
+    last = last_checkpoint(run)
+    kept = f"the last checkpoint is {last}" if last.is_file() else "no last.ckpt was written yet"
+    return f"{what}; the run's log (config.yaml, TensorBoard events) is in {run}, {kept}"

@@ -1,8 +1,8 @@
 """Run folders: `<root>/version_N/`, created atomically, and locked while a process trains in them.
 
-- Two runs starting at once must not share a folder (issue 9, defect 5): `create_run_dir` takes the first free
-  `version_N` with `mkdir`, which fails if the folder exists, and tries N+1 then. Only the winner writes there.
-- `--ckpt_path last` must never pick a run that is still training (defect 2): the training process holds an
+- Two runs starting at once must not share a folder: `create_run_dir` takes the first free `version_N` with
+  `mkdir`, which fails if the folder exists, and tries N+1 then. Only the winner writes there.
+- `--ckpt_path last` must never pick a run that is still training: the training process holds an
   exclusive `flock` on `<run>/run.lock` (which also names its host and pid). The kernel drops the lock when the
   process dies, even by kill -9, so a stale lock file is never mistaken for a live run. On filesystems without
   flock (some NFS set-ups) the lock cannot be taken and runs are treated as not live.
@@ -12,30 +12,39 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 from pathlib import Path
 from typing import IO
+
+from effnet_lightning.errors import UserError
+from effnet_lightning.train.run_layout import CONFIG, LOCK, VERSION, version_dir
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are never reported live
     fcntl = None  # type: ignore[assignment]
 
-LOCK = "run.lock"
-VERSION = re.compile(r"version_(\d+)$")
+__all__ = ["RootIsAFile", "RunIsLive", "RunLock", "create_run_dir", "discard_if_unused", "is_live"]
+
+
+class RunIsLive(UserError, OSError):
+    """Another process is training in this run folder."""
+
+
+class RootIsAFile(UserError, NotADirectoryError):
+    """The folder meant to hold runs is a file."""
 
 
 def create_run_dir(root: str | Path) -> Path:
     """Create and return the first free `root/version_N` (atomic: a folder another run made is skipped)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"trainer.default_root_dir {root} is a file; point it at a folder")
+        raise RootIsAFile(f"trainer.default_root_dir {root} is a file; point it at a folder")
     root.mkdir(parents=True, exist_ok=True)
     taken = [int(m.group(1)) for p in root.iterdir() if (m := VERSION.match(p.name))]
     version = max(taken, default=-1) + 1
     while True:
-        candidate = root / f"version_{version}"
+        candidate = version_dir(root, version)
         try:
             candidate.mkdir()
             return candidate
@@ -47,7 +56,7 @@ def discard_if_unused(run: Path, root_is_new: bool = False) -> None:
     """Remove a run folder that a failed start left without any result (only its lock and config), and the root
     folder if this start created it and it is empty: a typo in a config must not leave an empty `version_N`
     behind for every try. Anything else is kept."""
-    leftovers = {LOCK, "config.yaml"}
+    leftovers = {LOCK, CONFIG}
     if run.is_dir() and all(p.name in leftovers and p.is_file() for p in run.iterdir()):
         for name in leftovers:
             (run / name).unlink(missing_ok=True)
@@ -87,10 +96,6 @@ class RunLock:
         if self._file is not None:
             self._file.close()  # closing drops the flock
             self._file = None
-
-
-class RunIsLive(OSError):
-    """Another process is training in this run folder."""
 
 
 def is_live(run: Path) -> bool:

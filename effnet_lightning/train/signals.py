@@ -16,6 +16,19 @@ from types import FrameType
 
 from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
 
+__all__ = [
+    "EXIT_CODES",
+    "STOP_SIGNALS",
+    "Stopped",
+    "defer",
+    "ignore",
+    "install",
+    "installed",
+    "pending",
+    "restore",
+    "stop_handler",
+]
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_PREEMPTED}
 

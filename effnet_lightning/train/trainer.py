@@ -12,7 +12,7 @@ differs from Lightning's text. The other arguments pass through `**kwargs`, and 
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,10 @@ from lightning.pytorch.accelerators import Accelerator, CUDAAccelerator
 from lightning.pytorch.utilities import rank_zero_only
 
 from effnet_lightning.train.precision import resolve_precision
+
+__all__ = ["EffnetTrainer", "Precision"]
+
+log = logging.getLogger(__name__)
 
 # Lightning 2.6's precision names (docs: Trainer "precision"), and "auto"
 Precision = Literal[
@@ -87,4 +91,4 @@ class EffnetTrainer(Trainer):
 
 @rank_zero_only
 def _warn(message: str) -> None:
-    print(f"effnet: warning: {message}", file=sys.stderr, flush=True)
+    log.warning(f"effnet: warning: {message}")

@@ -8,6 +8,7 @@ import pytest
 from effnet_run import debug_args
 
 from effnet_lightning.callbacks.auto_batch import AutoBatchSize, split_batch
+from effnet_lightning.console import console
 from effnet_lightning.model import memory
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.train.lightning_cli import EffnetCLI
@@ -30,7 +31,8 @@ def _fit(data: Path, tmp_path: Path, *extra: str) -> EffnetCLI:
     args = debug_args(
         data, tmp_path / "runs", f"--data.init_args.batch_size={CONFIGURED}", "--model.lr_schedule=constant"
     )
-    return EffnetCLI(args=["fit", *args, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", *extra])
+    with console():  # what `effnet` shows on the terminal
+        return EffnetCLI(args=["fit", *args, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", *extra])
 
 
 def test_auto_batch_keeps_the_global_batch_and_the_lr(

@@ -8,7 +8,6 @@ import torch
 from callbacks_testkit import NUM_CLASSES, TinyClassifier, image_loader, make_trainer
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
-from safetensors.torch import load_file
 from torch.utils._python_dispatch import TorchDispatchMode
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -17,10 +16,10 @@ from effnet_lightning.callbacks import (
     EMA,
     TensorPairs,
     ema_update_,
-    export_ema_state_dict,
     load_weights,
     tf_ema_decay,
 )
+from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
 
 
 class WeightRecorder(Callback):
@@ -211,13 +210,11 @@ def test_predict_from_checkpoint_uses_the_chosen_weights(fitted, tmp_path, which
     assert all(torch.equal(module.state_dict()[name], tensor) for name, tensor in chosen.items())
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
-def test_export_loads_strictly_into_timm(fitted, suffix):
-    out = fitted["tmp_path"] / f"export/ema{suffix}"
-    exported = export_ema_state_dict(fitted["ckpt"], out)
-    state = load_file(out) if suffix == ".safetensors" else torch.load(out, weights_only=True)
+def test_network_state_loads_strictly_into_timm(fitted):
+    """The one checkpoint reader (export, cam and load_weights use it): the EMA network under timm's keys."""
+    exported = TrainedCheckpoint.read(fitted["ckpt"]).network_state("ema")
     network = timm.create_model("test_efficientnet", num_classes=NUM_CLASSES)
-    network.load_state_dict(state, strict=True)
+    network.load_state_dict(exported, strict=True)
     averaged = fitted["ema"].averaged.model.state_dict()
     assert exported.keys() == averaged.keys()
     assert all(torch.equal(network.state_dict()[name], tensor) for name, tensor in averaged.items())
@@ -231,8 +228,6 @@ def test_load_weights_errors_are_clear(fitted, tmp_path):
     with pytest.raises(ValueError, match="which='raw'"):
         load_weights(plain, "ema")
     assert load_weights(plain, "raw").keys() == {"model.w"}
-    with pytest.raises(ValueError, match="prefix"):
-        export_ema_state_dict(fitted["ckpt"], tmp_path / "x.pth", prefix="net.")
 
 
 def test_bf16_mixed_on_cpu(tmp_path):

@@ -25,7 +25,7 @@ def test_last_checkpoint_holds_the_best_k_state_of_the_last_validation(
     last = LastCheckpoint(every_minutes=0)
     trainer = make_trainer(
         tmp_path,
-        [best, last],  # the order of the CLI (training_cli.py)
+        [best, last],  # the order of the CLI (train/lightning_cli.py)
         enable_checkpointing=True,
         max_epochs=2,
         limit_train_batches=STEPS_PER_EPOCH,

@@ -133,7 +133,7 @@ data:
 
 
 def test_divergence_never_writes_a_nonfinite_checkpoint(cifar10_root, tmp_path, capsys, monkeypatch):
-    """Issue 9's reproduction: sgd, lr 1e6, last.ckpt every step. Before, the run exited 3 saying the weights were
+    """A diverging run: sgd, lr 1e6, last.ckpt every step. Before, the run exited 3 saying the weights were
     the last good ones while last.ckpt held inf BatchNorm running_var and weights up to 3.6e35."""
     monkeypatch.setattr(sys, "argv", ["effnet"])
     runs = tmp_path / "runs"

@@ -116,7 +116,11 @@ class LRRecorder(pl.Callback):
         self.lrs[trainer.global_step] = [group["lr"] for group in optimizer.param_groups]
 
 
+SANITY_STEPS = 2  # Lightning's default num_sanity_val_steps, for the tests that keep its sanity check
+
+
 def make_trainer(tmp_path, callbacks, **kwargs) -> pl.Trainer:
+    """A quiet CPU Trainer (no logger, checkpoints, bar, summary or sanity check unless asked) in tmp_path."""
     defaults = dict(
         default_root_dir=tmp_path,
         accelerator="cpu",

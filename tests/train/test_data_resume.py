@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
+from callbacks_testkit import make_trainer
 from torch import nn
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
@@ -58,16 +59,7 @@ def fit(
     data = CIFAR10DataModule(
         str(root), val_size=100, resolution=32, batch_size=BATCH, num_workers=workers, seed=seed if ckpt is None else 99
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=list(extra),
-        **{"max_epochs": 2, **trainer_kwargs},
-    )
+    trainer = make_trainer(root.parent, list(extra), **{"limit_val_batches": 0, "max_epochs": 2, **trainer_kwargs})
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     return module
 

@@ -80,7 +80,7 @@ def test_predict_without_a_checkpoint_is_refused(cifar10_module, tmp_path, capfd
 
 
 def test_resume_continues_at_the_saved_step_in_the_same_run(cifar10_module, tmp_path, capfd):
-    """Its own one-epoch run (the shared one is read-only; a copy of it would be a moved run, issue 9 defect 1)."""
+    """Its own one-epoch run (the shared one is read-only; a copy of it would be a moved run, test_preemption.py)."""
     runs = tmp_path / "runs"
     done = effnet(capfd, "fit", *debug_args(cifar10_module, runs, "--trainer.max_epochs=1"))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -5,6 +5,7 @@ import math
 import lightning.pytorch as pl
 import pytest
 import torch
+from callbacks_testkit import SANITY_STEPS, make_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from effnet_lightning.model.scaling import ScalingSpec
@@ -86,16 +87,7 @@ class LRRecorder(pl.Callback):
 
 def fit(tmp_path, module, ckpt_path=None, **kwargs) -> tuple[pl.Trainer, dict[int, float]]:
     recorder = LRRecorder()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-        **kwargs,
-    )
+    trainer = make_trainer(tmp_path, [recorder], **{"num_sanity_val_steps": SANITY_STEPS, **kwargs})
     trainer.fit(module, datamodule=Data(), ckpt_path=ckpt_path, weights_only=True)
     return trainer, recorder.lrs
 

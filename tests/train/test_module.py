@@ -5,6 +5,7 @@ from dataclasses import asdict
 import lightning.pytorch as pl
 import pytest
 import torch
+from callbacks_testkit import SANITY_STEPS, make_trainer
 from jsonargparse import Namespace
 from timm.optim import RMSpropTF
 from torch.utils.data import DataLoader, TensorDataset
@@ -36,16 +37,8 @@ def tiny(**kwargs) -> EfficientNetModule:
     return EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3, bn_momentum=0.1, **kwargs)
 
 
-def fit(module, data, tmp_path, **trainer_kwargs) -> pl.Trainer:
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **trainer_kwargs,
-    )
+def fit(module, data, tmp_path, callbacks=(), **trainer_kwargs) -> pl.Trainer:
+    trainer = make_trainer(tmp_path, list(callbacks), **{"num_sanity_val_steps": SANITY_STEPS, **trainer_kwargs})
     trainer.fit(module, datamodule=data)
     return trainer
 

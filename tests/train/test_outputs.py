@@ -1,4 +1,4 @@
-"""Outputs that explain themselves (issue 12): class names in datamodules and checkpoints, predictions.csv, and
+"""Outputs that explain themselves: class names in datamodules and checkpoints, predictions.csv, and
 evaluation results written into the evaluated run's `eval/` folder, not into a new run folder."""
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ SIGNAL_AT = "  callbacks: [{{class_path: interrupts.SignalAt, init_args: {{steps
 
 
 def test_moved_run_folder_resumes_the_newest_step_with_one_last_ckpt(cifar10_root, tmp_path, capsys, argv):
-    """Defect 1: after `mv runs_a runs_b` the next save went to last-v1.ckpt and resuming reloaded the old
+    """Before: after `mv runs_a runs_b` the next save went to last-v1.ckpt and resuming reloaded the old
     last.ckpt, so a requeue loop restarted from the same step for ever."""
     runs_a, runs_b = tmp_path / "runs_a", tmp_path / "runs_b"
     config = write_config(
@@ -245,7 +245,7 @@ def test_lr_and_weight_decay_given_at_resume_are_used_and_logged(cifar10_root, t
 
 
 def test_run_folders_are_created_atomically(tmp_path, monkeypatch):
-    """Defect 5: two runs starting at once must not share version_N. Here the other run creates version_0
+    """Two runs starting at once must not share version_N. Here the other run creates version_0
     between our listing and our mkdir."""
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -1,4 +1,4 @@
-"""Less noise: `effnet fit` and `effnet validate` raise none of the warnings a user cannot act on (issue 12)."""
+"""Less noise: `effnet fit` and `effnet validate` raise none of the warnings a user cannot act on."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def test_fit_and_validate_raise_no_unactionable_warning(
 
 
 def test_lightning_still_raises_the_pytree_deprecation() -> None:
-    """cli.py ignores this FutureWarning by category and module only. When a Lightning release no longer
-    raises it, this fails: then remove the filter (PYTREE_MODULE) from cli.py."""
+    """train/run.py ignores this FutureWarning by category and module only. When a Lightning release no longer
+    raises it, this fails: then remove the filter (PYTREE_MODULE) from train/run.py."""
     from lightning.pytorch.utilities import CombinedLoader
 
     with pytest.warns(FutureWarning) as caught:

@@ -1,4 +1,4 @@
-"""What a fit tells its user (issue 12): plain lines when stdout is not a terminal, the model's scaling, params and
+"""What a fit tells its user: plain lines when stdout is not a terminal, the model's scaling, params and
 MACs at start, a closing summary, and TensorBoard's text, scalars, images (confusion matrix, sample predictions)
 and hparams entries."""
 

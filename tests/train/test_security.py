@@ -76,6 +76,7 @@ def test_weights_only_false_loads_a_trusted_checkpoint_with_objects(
     assert main(evaluate) == 2
     assert "holds Python objects" in capsys.readouterr().err
     assert main([*evaluate, "--weights_only", "false"]) == 0
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()  # trusted for that command only
 
 
 def good_checkpoint_bytes(tmp_path: Path) -> bytes:
