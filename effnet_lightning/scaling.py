@@ -1,7 +1,7 @@
 """The import path of `ScalingSpec` in checkpoints written before the package had layers.
 
 Those checkpoints pickle `effnet_lightning.scaling.ScalingSpec`; this module gives that name the same class, for
-plain unpickling and (registered under the old name in train/module.py) for weights-only loading.
+plain unpickling and (registered under the old name in train/checkpoint_format.py) for weights-only loading.
 """
 
 from effnet_lightning.model.scaling import *  # noqa: F403

@@ -1,7 +1,8 @@
 """The package's layers import one way: errors <- model <- train (with callbacks and datamodules beside it) <-
-{study, tools} <- cli; nothing under benchmarks/ imports from tests/.
+{study, tools} <- cli; export and cam read checkpoints without Lightning; nothing under benchmarks/ imports from
+tests/.
 
-Two views of the same rule: every `import` statement in the source, function-level ones included (read with
+Two views of the layer rule: every `import` statement in the source, function-level ones included (read with
 `ast`), and what a fresh Python has in `sys.modules` after importing each layer's modules, lowest layer first.
 """
 

@@ -25,7 +25,7 @@ class SimulatedKill(Exception):
 
 
 class CrashAt(pl.Callback):
-    """Raises SimulatedKill after optimizer step `step` (BaseException path: no checkpoint is written)."""
+    """Raises SimulatedKill after optimizer step `step`: a crash (exit 1), no checkpoint is written then."""
 
     def __init__(self, step: int) -> None:
         self.step = step
