@@ -1,7 +1,7 @@
 """RunSummary: what the run is at its start, and what it reached at its end.
 
 - At fit start (rank 0): the scaling (name, φ, depth, width, resolution), parameters and MACs from
-  effnet_lightning/model/flops.py (counted on a copy built on the meta device: no memory, milliseconds), printed and
+  effnet_lightning/model/flops.py (counted by arithmetic from the architecture: microseconds), printed and
   sent to the logger (`model/params`, `model/macs` scalars; `model/scaling` text in TensorBoard).
 - At fit end: the run folder, the best checkpoint, the best raw and EMA top-1 over the validations, the mean
   training img/s (validation time excluded) and the wall time, printed as a closing block; the same best
@@ -16,12 +16,11 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
-from effnet_lightning.model.flops import count_macs, count_params
+from effnet_lightning.model.flops import cost, count_params
 
 BEST_KEYS = {"val/acc1": "best/val_acc1", "val_ema/acc1": "best/val_ema_acc1"}  # monitored -> hparams metric
 
@@ -30,7 +29,7 @@ class RunSummary(Callback):
     """Model facts at fit start; run folder, best checkpoint, best top-1 (raw, EMA), img/s and wall time at the end.
 
     Args:
-        count_macs: count the MACs at start (a meta-device forward pass; off for architectures it cannot trace).
+        count_macs: count the MACs at start (flops.py's arithmetic; off for architectures it does not describe).
     """
 
     def __init__(self, count_macs: bool = True) -> None:
@@ -49,7 +48,6 @@ class RunSummary(Callback):
             self._describe_model(trainer, pl_module)
 
     def _describe_model(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from effnet_lightning.model.network import create_model
 
         scaling = getattr(pl_module, "scaling", None)
         network = getattr(pl_module, "model", pl_module)
@@ -64,9 +62,7 @@ class RunSummary(Callback):
                 f"resolution {resolution} px; {text}"
             )
             if self.count_macs:
-                with torch.device("meta"):  # the same network without memory: MACs in milliseconds
-                    meta = create_model(scaling, num_classes=pl_module.hparams.num_classes)
-                macs = count_macs(meta, resolution)
+                macs = cost(scaling.depth, scaling.width, resolution, pl_module.hparams.num_classes).macs
                 facts["model/macs"] = float(macs)
                 text += f", {macs / 1e9:.3f} GMACs per image"
         print(f"model: {text}", flush=True)

@@ -37,7 +37,8 @@ import yaml
 
 from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.solve import DIMENSIONS, PAPER, compound_target, cost, parse_count, solve
+from effnet_lightning.model.solve import DIMENSIONS, PAPER, compound_target, parse_count, solve
+from effnet_lightning.model.solve import measure as cost
 
 KINDS = ("table7", "family", "grid")
 RUNS_DIR = "runs"  # LightningCLI's default trainer.default_root_dir here (training_cli.py)
@@ -250,14 +251,19 @@ def plan(args: argparse.Namespace, base: sc.Scaling) -> list[Arm]:
         if args.variants:
             official = [sc.official(v) for v in args.variants]
             return [
-                Arm(v.name, base.depth * v.depth, base.width * v.width, round(base.resolution * v.resolution / 224))
+                Arm(
+                    v.name,
+                    base.depth * v.depth,
+                    base.width * v.width,
+                    sc.round_resolution(base.resolution * v.resolution / sc.BASE_RESOLUTION),
+                )
                 for v in official
             ]
         return [_compound_arm(f"phi{phi:g}", base, phi, PAPER) for phi in args.phi]
     points = [
         (a, b, g)
         for a, b, g in itertools.product(args.grid, repeat=3)
-        if abs(a * b**2 * g**2 - FLOPS_DOUBLING) <= args.tolerance * FLOPS_DOUBLING
+        if abs(sc.Coefficients(a, b, g).flops_growth - FLOPS_DOUBLING) <= args.tolerance * FLOPS_DOUBLING
     ]
     if not points:
         raise StudyError(
@@ -271,9 +277,9 @@ def plan(args: argparse.Namespace, base: sc.Scaling) -> list[Arm]:
 def _compound_arm(
     name: str, base: sc.Scaling, phi: float, c: sc.Coefficients, coefficients: tuple | None = None
 ) -> Arm:
-    px = max(8, round(base.resolution * c.gamma**phi))  # whole px, as solve.py rounds
+    s = sc.compound(phi, c.alpha, c.beta, c.gamma, base.resolution, base.depth, base.width)
     a, b, g = coefficients or (None, None, None)
-    return Arm(name, base.depth * c.alpha**phi, base.width * c.beta**phi, px, a, b, g)
+    return Arm(name, s.depth, s.width, s.resolution, a, b, g)
 
 
 def _claim(folder: Path, asked: dict[str, Any], arms: list[Arm]) -> None:

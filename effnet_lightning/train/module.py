@@ -21,7 +21,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.flops import count_macs
+from effnet_lightning.model.flops import cost
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
@@ -155,11 +155,10 @@ class EfficientNetModule(pl.LightningModule):
     def flops_per_batch(self) -> int:
         """FLOPs of the last per-device batch, read by Lightning's ThroughputMonitor after every batch: 2 FLOPs per
         MAC of the forward pass; a training batch counts 3 forward passes (forward and the two halves of backward),
-        an evaluation batch one. The MACs are counted once, on the meta device (flops.py)."""
+        an evaluation batch one. The MACs are counted once, by arithmetic (flops.py)."""
         if self._macs_per_image is None:
-            with torch.device("meta"):
-                network = create_model(self.scaling, num_classes=self.hparams.num_classes)
-            self._macs_per_image = count_macs(network, self.resolution)
+            scaling = self.scaling
+            self._macs_per_image = cost(scaling.depth, scaling.width, self.resolution, self.hparams.num_classes).macs
         passes = TRAIN_PASSES if self.training else 1
         return 2 * passes * self._macs_per_image * self._batch_images
 
