@@ -50,6 +50,7 @@ B0_ARCH = [
 STEM_CHANNELS = 32  # B0 stem, scaled by width like every layer
 HEAD_CHANNELS = 1280  # B0 final 1x1 conv, scaled by width
 CHANNEL_DIVISOR = 8  # channels are rounded to multiples of 8 (TF's round_filters, timm's round_channels)
+ARCHITECTURES_KEPT = 8192  # (depth, width) -> Architecture a process keeps: a solver asks for each several times
 HUGE_CHANNELS = 1e300  # a width beyond any limit is clamped here before int(): memory.py then refuses it
 
 # BatchNorm: PyTorch defaults, or TF's (momentum 0.99 in TF == 0.01 in PyTorch; eps 1e-3), as the paper trained.
@@ -102,6 +103,7 @@ def scaled_channels(channels: int, width: float) -> int:
     return make_divisible(min(channels * width, HUGE_CHANNELS), CHANNEL_DIVISOR)
 
 
+@functools.lru_cache(maxsize=ARCHITECTURES_KEPT)
 def architecture(depth: float, width: float) -> Architecture:
     """The stages B0 scaled by (depth, width) builds: block repeats per stage and rounded channels.
 
