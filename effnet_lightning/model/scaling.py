@@ -32,6 +32,7 @@ __all__ = [
     "ScalingError",
     "ScalingSpec",
     "compound",
+    "compound_factors",
     "dropout_for_phi",
     "explicit",
     "official",
@@ -105,6 +106,18 @@ def dropout_for_phi(phi: float) -> float:
     return min(DROPOUT_MAX, max(DROPOUT_MIN, rate))
 
 
+def compound_factors(phi: float, coefficients: Coefficients) -> tuple[float, float, float]:
+    """α^φ, β^φ, γ^φ: the rule's multipliers on depth, width and resolution, before any rounding. The one place
+    the rule's arithmetic is written; `compound` rounds what it returns."""
+    if not math.isfinite(phi):
+        raise ScalingError(f"phi must be a finite real number, got {phi}")
+    c = coefficients
+    try:
+        return c.alpha**phi, c.beta**phi, c.gamma**phi
+    except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
+        raise ScalingError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
+
+
 def compound(
     phi: float,
     alpha: float = ALPHA,
@@ -116,15 +129,9 @@ def compound(
 ) -> Scaling:
     """The paper's rule from a base: depth base_depth·α^φ, width base_width·β^φ, resolution base_resolution·γ^φ
     rounded by `round_resolution`. The base is B0 (1, 1, 224 px) unless given, e.g. a study's base config."""
-    if not math.isfinite(phi):
-        raise ScalingError(f"phi must be a finite real number, got {phi}")
     if base_resolution <= 0:
         raise ScalingError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
-    coefficients = Coefficients(alpha, beta, gamma)
-    try:
-        depth, width, side = (c**phi for c in (coefficients.alpha, coefficients.beta, coefficients.gamma))
-    except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
-        raise ScalingError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
+    depth, width, side = compound_factors(phi, Coefficients(alpha, beta, gamma))
     return Scaling(
         name=f"phi{phi:g}",
         depth=base_depth * depth,

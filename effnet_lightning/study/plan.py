@@ -210,7 +210,8 @@ def grid(
                 missed.append(f"{name} ({s.deviation:+.1%})")
                 continue
             adjusted.append(
-                f"{name} (width {near.width / (base.width * b**s.multiplier) - 1:+.1%}, {near.resolution} px)"
+                f"{name} (width {near.width / (base.width * sc.compound_factors(s.multiplier, c)[1]) - 1:+.1%}, "
+                f"{near.resolution} px)"
             )
             s = replace(near, scale="compound", multiplier=s.multiplier)
         key = (architecture(s.depth, s.width), s.resolution)
@@ -244,7 +245,8 @@ def _nearest_at_cost(
     """The network at `target` ±MATCH_TOLERANCE nearest the rule's continuous point (α^φ, β^φ, base·γ^φ): depth
     as the rule rounds it, a whole-px resolution within RESOLUTION_SEARCH of the rule's, and the width solved for
     the target. Nearest in cost terms: 2·|log width ratio| + 2·|log resolution ratio| (MACs ∝ w²·r²)."""
-    depth, width, side = base.depth * c.alpha**phi, base.width * c.beta**phi, base.resolution * c.gamma**phi
+    d, w, r = sc.compound_factors(phi, c)
+    depth, width, side = base.depth * d, base.width * w, base.resolution * r
     found: list[tuple[float, Solution]] = []
     for px in range(max(8, math.floor(side * (1 - RESOLUTION_SEARCH))), math.ceil(side * (1 + RESOLUTION_SEARCH)) + 1):
         try:
