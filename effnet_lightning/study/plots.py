@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["plot"]
 
 METHOD_COLOURS = {"baseline": "0.45", "depth": "C0", "width": "C1", "resolution": "C2", "compound": "C3"}
+MARKERS = "osD^vP*Xhp<>"  # one per arm (few arms) or per method (many)
 LEGEND_MAX = 12  # arms named in a legend; a larger study (a grid) leaves the points unnamed there
 INCH_PER_ARM = 0.32  # accuracy_by_arm.png: height per arm, so that names never overlap
 DPI = 110
@@ -40,11 +41,12 @@ def _figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
     return figure, figure.subplots()
 
 
-def _ticks(axis: Any, unit: str = "") -> None:
-    from matplotlib.ticker import EngFormatter, MaxNLocator
+def _ticks(axis: Any, engineering: bool = True) -> None:
+    """At most ~5 ticks; counts in engineering units (1.2 M), rates as plain numbers (150)."""
+    from matplotlib.ticker import EngFormatter, FormatStrFormatter, MaxNLocator
 
     axis.set_major_locator(MaxNLocator(nbins=5))
-    axis.set_major_formatter(EngFormatter(unit=unit, places=None, sep=" "))
+    axis.set_major_formatter(EngFormatter(sep=" ") if engineering else FormatStrFormatter("%g"))
 
 
 def _colour(row: ArmRow) -> str:
@@ -70,10 +72,12 @@ def plot(
         if single:
             figures["differences"] = _differences(single, split)
         if plan.kind == "family" or len(plan.budgets) > 1:
-            figures["accuracy_vs_macs"] = _versus(done, "macs", "MACs per image", split, lines=True)
+            figures["accuracy_vs_macs"] = _versus(done, "macs", "MACs per image", split, plan.kind, len(plan.budgets))
         if any(r.train_img_s for r in done):
-            figures["accuracy_vs_train_img_s"] = _versus(done, "train_img_s", "train img/s (measured)", split)
-        figures["accuracy_vs_activations"] = _versus(done, "activations", "activations per image", split)
+            figures["accuracy_vs_train_img_s"] = _versus(done, "train_img_s", "train img/s (measured)", split,
+                                                         plan.kind, len(plan.budgets))  # fmt: skip
+        figures["accuracy_vs_activations"] = _versus(done, "activations", "activations per image", split, plan.kind,
+                                                     len(plan.budgets))  # fmt: skip
         gains = [c for c in comparisons if c.doublings]
         if plan.kind == "family" and gains:
             figures["marginal_gain"] = _gains(gains)
@@ -118,33 +122,50 @@ def _differences(comparisons: Sequence[Comparison], split: str) -> Any:
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_yticks(range(len(ordered)), [f"{c.arm} − {c.versus}" for c in ordered])
     axes.set_ylim(-0.7, len(ordered) - 0.3)
-    axes.set_xlabel(f"{split} top-1 difference, points ({CONFIDENCE:.0%} CI, paired over seeds; grey: includes 0)")
+    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0)")
     axes.set_title("compound against each single dimension")
     axes.grid(axis="x", alpha=0.3)
     return figure
 
 
-def _versus(rows: Sequence[ArmRow], field: str, label: str, split: str, lines: bool = False) -> Any:
+def _versus(rows: Sequence[ArmRow], field: str, label: str, split: str, kind: str, budgets: int) -> Any:
+    """Top-1 against one cost. A few arms: each its own marker in the legend. Many arms, or several budgets: one
+    colour and marker per method. Family and several budgets: a line joins each method's arms in cost order."""
     figure, axes = _figure()
-    points = [r for r in rows if getattr(r, field)]
-    if lines:  # one line per method, in order of cost; the baseline starts every method's line
+    points = sorted((r for r in rows if getattr(r, field)), key=lambda r: getattr(r, field))
+    by_arm = len(points) <= LEGEND_MAX and budgets <= 1
+    methods = list(dict.fromkeys(r.method for r in points if r.method != "baseline"))
+    if field == "macs" and (kind == "family" or budgets > 1):  # the baseline starts every method's line
         base = [r for r in points if r.method == "baseline"]
-        for method in dict.fromkeys(r.method for r in points if r.method != "baseline"):
-            series = sorted(base + [r for r in points if r.method == method], key=lambda r: getattr(r, field))
-            axes.plot([getattr(r, field) for r in series], [100 * r.test_acc1_mean for r in series], "-",
-                      color=METHOD_COLOURS.get(method, "C4"), alpha=0.6, label=method)  # fmt: skip
-    named = len(points) <= LEGEND_MAX
-    markers = "osD^vP*Xhp<>"
+        series = {"family": points} if kind == "family" else {m: base + [r for r in points if r.method == m]
+                                                              for m in methods}  # fmt: skip
+        for name, line in series.items():
+            axes.plot([getattr(r, field) for r in line], [100 * r.test_acc1_mean for r in line], "-", alpha=0.5,
+                      color=METHOD_COLOURS.get(name, "0.5"), zorder=1)  # fmt: skip
+    named: set[str] = set()
     for i, r in enumerate(points):
+        key = r.arm if by_arm else r.method
+        index = i if by_arm else (methods.index(r.method) + 1 if r.method in methods else 0)
+        colour = _colour(r) if kind == "table7" or not by_arm else f"C{i % 10}"
         sd = 0.0 if r.test_acc1_sd is None else 100 * r.test_acc1_sd
-        axes.errorbar(getattr(r, field), 100 * r.test_acc1_mean, yerr=sd, fmt=markers[i % len(markers)],
-                      color=_colour(r), capsize=3, label=r.arm if named and not lines else None)  # fmt: skip
-    _ticks(axes.xaxis)
+        show = key not in named and (by_arm or len(methods) > 1 or r.method == "baseline")
+        axes.errorbar(getattr(r, field), 100 * r.test_acc1_mean, yerr=sd, fmt=MARKERS[index % len(MARKERS)],
+                      color=colour, capsize=3, label=key if show else None, zorder=2)  # fmt: skip
+        named.add(key)
+    if field == "macs" and points and getattr(points[-1], field) > 1.5 * getattr(points[0], field):
+        from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+        axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(EngFormatter(sep=" "))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        _ticks(axes.xaxis, engineering=field != "train_img_s")
     axes.set_xlabel(label)
     axes.set_ylabel(f"{split} top-1 % (mean ± 1 sd)")
     axes.set_title(f"top-1 against {label}")
     axes.grid(alpha=0.3)
-    if (named or lines) and axes.get_legend_handles_labels()[0]:
+    if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize=8, loc="best")
     return figure
 
