@@ -79,10 +79,16 @@ def fit_argv(unit: Path, u: Unit, config: str, overrides: list[str], subcommand:
     return argv
 
 
-def check_fit(config: str, overrides: list[str], u: Unit, base_seed: int) -> tuple[Trained, Any]:
+def check_fit(
+    config: str, overrides: list[str], u: Unit, base_seed: int, elsewhere: bool = False
+) -> tuple[Trained, Any]:
     """Parse and build the first unit as `effnet fit` would (nothing trains; a scratch run folder), and read how
     the arms train. Raises FitOptionsError (one line) for an option fit does not take. Returns the setting and
-    the datamodule (for the dry run's step count)."""
+    the datamodule (for the dry run's step count).
+
+    `elsewhere`: the units train on other machines (submitit). Without a GPU here, the check builds the trainer
+    on this CPU in fp32, so that a GPU config can be checked from a login node; each job measures its own setting.
+    """
     from jsonargparse import ArgumentError
 
     from effnet_lightning.train.config_checks import DataModuleInitError
@@ -93,6 +99,9 @@ def check_fit(config: str, overrides: list[str], u: Unit, base_seed: int) -> tup
             *fit_argv(Path(scratch), u, config, overrides, subcommand=False),
             f"--trainer.default_root_dir={scratch}",
         ]
+        if elsewhere and not _has_cuda():
+            args += ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.num_nodes=1",
+                     "--trainer.strategy=auto", "--trainer.precision=32-true"]  # fmt: skip
         typed = sys.argv
         sys.argv = [typed[0], *args]  # read by LightningCLI as its command line (given both, it warns)
         try:
@@ -120,6 +129,12 @@ def check_fit(config: str, overrides: list[str], u: Unit, base_seed: int) -> tup
         base_seed=base_seed,
     )
     return trained, (cli.datamodule, trainer)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class _Tee(io.TextIOBase):
@@ -250,15 +265,16 @@ class ArmJob:
     unit: Unit
     config: str
     overrides: tuple[str, ...]
-    trained: Trained
+    base_seed: int
     bench_steps: int
 
     def __call__(self) -> int:
         code = run_unit(self.folder, self.unit, self.config, list(self.overrides))
         if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):  # SIGTERM saved last.ckpt: run again
             subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False, timeout=60)
-        elif code == 0:
-            measure(self.folder, self.unit.arm, self.trained, self.bench_steps)
+        elif code == 0:  # the setting as this job's machine resolves it (precision auto, channels_last on CUDA)
+            trained, _ = check_fit(self.config, list(self.overrides), self.unit, self.base_seed)
+            measure(self.folder, self.unit.arm, trained, self.bench_steps)
         return code
 
     def checkpoint(self) -> Any:
@@ -283,7 +299,8 @@ def run_submitit(
         executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
         executor.update_parameters(timeout_min=args.time, slurm_partition=args.partition,
                                    gpus_per_node=args.gpus, tasks_per_node=args.gpus, name="effnet-study")  # fmt: skip
-    jobs = [executor.submit(ArmJob(folder, u, config, tuple(overrides), trained, args.bench_steps)) for u in units]
+    jobs = [executor.submit(ArmJob(folder, u, config, tuple(overrides), trained.base_seed, args.bench_steps))
+            for u in units]  # fmt: skip
     for u, job in zip(units, jobs, strict=True):
         print(f"effnet study: {u.arm.name} seed {u.seed}: submitit job {job.job_id}, logs in {logs}", file=sys.stderr)
     for u, job in zip(units, jobs, strict=True):

@@ -23,7 +23,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,10 @@ def _study(argv: list[str]) -> int:
     seed = _setting(base_config, overrides, "seed_everything")
     base_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0  # `true` (drawn): 0
     units = [launch.Unit(arm, k, base_seed + k) for k in range(args.seeds) for arm in plan.arms]  # pairs come early
-    trained, (datamodule, trainer) = launch.check_fit(args.config, overrides, units[0], base_seed)
+    elsewhere = args.launcher == "slurm"
+    trained, (datamodule, trainer) = launch.check_fit(args.config, overrides, units[0], base_seed, elsewhere)
+    if elsewhere:  # each job trains on --gpus devices of its node: device-hours count those
+        trained = replace(trained, devices=args.gpus)
     if args.require_test and not trained.has_test:
         raise StudyError(f"--require-test: the datamodule of {args.config} has no test split of its own (its test "
                          "would use the validation images); give it one, or leave out --require-test")  # fmt: skip
