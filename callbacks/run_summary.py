@@ -1,7 +1,7 @@
 """RunSummary: what the run is at its start, and what it reached at its end.
 
 - At fit start (rank 0): the scaling (name, φ, depth, width, resolution), parameters and MACs (the module's
-  `macs_per_image`: model/flops.py on a copy built on the meta device, no memory, milliseconds), printed and
+  `macs_per_image`: model/flops.py, counted by arithmetic from the architecture: microseconds), printed and
   sent to the logger (`model/params`, `model/macs` scalars; `model/scaling` text in TensorBoard).
 - At fit end: the run folder, the best checkpoint, the best raw and EMA top-1 over the validations, the mean
   training img/s (validation time excluded) and the wall time, printed as a closing block; the same best
@@ -32,7 +32,7 @@ class RunSummary(Callback):
     """Model facts at fit start; run folder, best checkpoint, best top-1 (raw, EMA), img/s and wall time at the end.
 
     Args:
-        count_macs: count the MACs at start (a meta-device forward pass; off for architectures it cannot trace).
+        count_macs: count the MACs at start (flops.py's arithmetic; off for architectures it does not describe).
     """
 
     def __init__(self, count_macs: bool = True) -> None:
@@ -64,7 +64,7 @@ class RunSummary(Callback):
                 f"resolution {resolution} px; {text}"
             )
             if self.count_macs and hasattr(pl_module, "macs_per_image"):
-                macs = pl_module.macs_per_image  # counted on the meta device: no memory, milliseconds
+                macs = pl_module.macs_per_image  # by arithmetic from the architecture: microseconds
                 facts["model/macs"] = float(macs)
                 text += f", {macs / 1e9:.3f} GMACs per image"
         output().info(f"model: {text}")

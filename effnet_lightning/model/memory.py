@@ -1,16 +1,16 @@
 """Training memory of a scaled EfficientNet, estimated before anything is allocated.
 
 Two layers, cheapest first:
-- `check_size(scaling)`: arithmetic only (no torch, no network built). Counts blocks, parameters and the stem's
-  activation from the architecture table and refuses, with a one-sentence ValueError giving the estimate and
-  the limit, a model that cannot be trained on any single device (DDP keeps a full copy per device). This is
-  what stops `--phi 100` (1.3e9 blocks) or `--depth 1e6` before timm's builder tries to make them.
+- `check_size(scaling)`: arithmetic only (no network built). Counts blocks, parameters and the stem's
+  activation from the decoded architecture (network.py, flops.py) and refuses, with a one-sentence ScalingError
+  giving the estimate and the limit, a model that cannot be trained on any single device (DDP keeps a full copy
+  per device). This is what stops `--phi 100` (1.3e9 blocks) or `--depth 1e6` before timm's builder tries to make them.
 - `estimate(scaling)`: builds the network on the meta device (shapes only, no memory, no arithmetic) and runs
   one training-mode forward pass under `torch.autograd.graph.saved_tensors_hooks`, adding up the bytes of every
   tensor autograd keeps for the backward pass, with and without timm's `set_grad_checkpointing(True)`.
 
 Checked against real allocations: on a real CPU batch, the hook count agrees with `torch.profiler`'s net
-allocated bytes after the forward pass within 10% (tests/test_memory.py), with and without checkpointing.
+allocated bytes after the forward pass within 10% (tests/model/test_memory.py), with and without checkpointing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,25 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.network import B0_ARCH, HEAD_CHANNELS, STEM_CHANNELS, create_model
+from effnet_lightning.model.flops import cost
+from effnet_lightning.model.network import architecture, create_model
+
+__all__ = [
+    "LARGEST_DEVICE_BYTES",
+    "MAX_BLOCKS",
+    "STATE_BYTES_PER_PARAM",
+    "MemoryEstimate",
+    "SizeEstimate",
+    "activation_bytes_per_image",
+    "available_memory_bytes",
+    "check_fits",
+    "check_size",
+    "device_memory_bytes",
+    "estimate",
+    "human_bytes",
+    "saved_activation_bytes",
+    "size_estimate",
+]
 
 FP32_BYTES = 4
 # Per parameter in fp32 training: the weight, its gradient, RMSpropTF's square_avg and momentum_buffer (timm
@@ -38,7 +56,6 @@ LARGEST_DEVICE_BYTES = 256 * 10**9
 # 88 blocks; Xie et al. 2020, arXiv 1911.04252); timm's builder takes about 10 ms per block even on meta.
 MAX_BLOCKS = 1_000
 ESTIMATES_KEPT = 64  # scalings whose estimate a process keeps (a study has a few arms; each is ~1 KB)
-SE_RATIO = 0.25  # squeeze-excite reduction relative to the block input (B0_ARCH "se0.25")
 
 
 @dataclass(frozen=True)
@@ -98,79 +115,50 @@ def human_bytes(count: int) -> str:
     return f"{count:.0f} B"
 
 
-def _round_channels(channels: int, width: float) -> int:
-    """timm's `round_channels` (multiples of 8, never below 90%), in exact integer arithmetic for any width."""
-    scaled = min(channels * width, 1e300)  # beyond any limit anyway; keeps int() away from inf
-    rounded = max(8, int(scaled + 4) // 8 * 8)
-    return rounded + 8 if rounded < 0.9 * scaled else rounded
-
-
 def size_estimate(scaling: sc.Scaling, num_classes: int = 1000) -> SizeEstimate:
-    """Blocks and parameters of the network `create_model(scaling)` would build, from B0_ARCH by arithmetic.
-
-    Matches timm's count within a fraction of a percent for B0-B7 (tests/test_memory.py); costs microseconds
-    however large the numbers.
-    """
+    """Blocks and parameters of the network `create_model(scaling)` would build, by arithmetic (network.py's
+    architecture, flops.py's count): exact for any scaling, in microseconds however large the numbers."""
     if not (scaling.depth > 0 and math.isfinite(scaling.depth)) or not (
         scaling.width > 0 and math.isfinite(scaling.width)
     ):
-        raise ValueError(
+        raise sc.ScalingError(
             f"{scaling.name}: depth and width multipliers must be positive finite numbers, "
             f"got depth {scaling.depth:g} and width {scaling.width:g}"
         )
-    repeats = [int(row[0].split("_")[1][1:]) for row in B0_ARCH]
-    blocks_float = sum(scaling.depth * r for r in repeats)
+    blocks_float = sum(scaling.depth * stage.repeats for stage in architecture(1.0, 1.0).stages)
     if blocks_float > MAX_BLOCKS:  # checked before ceil(): ceil(inf) raises OverflowError
         return SizeEstimate(math.ceil(min(blocks_float, 1e300)), 0, 0, 0)
-    stem = _round_channels(STEM_CHANNELS, scaling.width)
-    params = 3 * 9 * stem + 2 * stem  # 3x3 stem conv, BN
-    channels = stem
-    blocks = 0
-    for row in B0_ARCH:
-        fields = {part[0]: part[1:] for part in row[0].split("_")[1:]}
-        repeat, kernel, expansion = int(fields["r"]), int(fields["k"]), int(fields["e"])
-        out = _round_channels(int(fields["c"]), scaling.width)
-        count = math.ceil(scaling.depth * repeat)
-        for index in range(min(count, 2)):  # repeats after the first are identical: count them once, multiply
-            mid = channels * expansion
-            reduced = max(1, round(channels * SE_RATIO))
-            block = (channels * mid + 2 * mid) if expansion != 1 else 0  # 1x1 expansion + BN
-            block += kernel * kernel * mid + 2 * mid  # depthwise conv + BN
-            block += 2 * mid * reduced + reduced + mid  # squeeze-excite: two 1x1 convs with bias
-            block += mid * out + 2 * out  # 1x1 projection + BN
-            params += block * (1 if index == 0 else count - 1)
-            channels = out
-        blocks += count
-    head = _round_channels(HEAD_CHANNELS, scaling.width)
-    params += channels * head + 2 * head + head * num_classes + num_classes  # 1x1 head conv, BN, classifier
+    arch = architecture(scaling.depth, scaling.width)
+    params = cost(scaling.depth, scaling.width, scaling.resolution, num_classes).params
     stem_side = math.ceil(scaling.resolution / 2)  # the stem has stride 2
     return SizeEstimate(
-        blocks=blocks,
+        blocks=arch.blocks,
         params=params,
         state_bytes=params * STATE_BYTES_PER_PARAM,
-        stem_activation_bytes=stem * stem_side * stem_side * FP32_BYTES,
+        stem_activation_bytes=arch.stem_channels * stem_side * stem_side * FP32_BYTES,
     )
 
 
 def check_size(scaling: sc.Scaling, num_classes: int = 1000, limit_bytes: int = LARGEST_DEVICE_BYTES) -> SizeEstimate:
     """Refuse, by arithmetic and before anything is built, a model that cannot be trained within `limit_bytes`.
 
-    Raises ValueError with one sentence giving the estimate and the limit; returns the estimate otherwise.
+    Raises ScalingError (a UserError) with one sentence giving the estimate and the limit; returns the estimate
+    otherwise.
     """
     size = size_estimate(scaling, num_classes)
     if size.blocks > MAX_BLOCKS:
-        raise ValueError(
+        raise sc.ScalingError(
             f"{scaling.name} (depth x{scaling.depth:.3g}) would have {_number(size.blocks)} blocks; the limit is "
             f"{MAX_BLOCKS:,} (EfficientNet-L2, the largest trained, has 88): choose a smaller phi or depth"
         )
     if size.state_bytes > limit_bytes:
-        raise ValueError(
+        raise sc.ScalingError(
             f"{scaling.name} has about {_number(size.params)} parameters, {human_bytes(size.state_bytes)} of weights, "
             f"gradients, optimizer state and EMA in fp32; the limit is {human_bytes(limit_bytes)} per device: "
             "choose a smaller phi, width or depth"
         )
     if size.state_bytes + size.stem_activation_bytes > limit_bytes:
-        raise ValueError(
+        raise sc.ScalingError(
             f"{scaling.name} at {scaling.resolution} px keeps at least {human_bytes(size.stem_activation_bytes)} "
             f"of activations per image (the stem's output alone); the limit is {human_bytes(limit_bytes)} per "
             "device: choose a smaller resolution"
@@ -289,7 +277,7 @@ def check_fits(
             if one_image <= limit_bytes
             else "choose a smaller model or resolution"
         )
-        raise ValueError(
+        raise sc.ScalingError(
             f"{scaling.name} at {scaling.resolution} px, batch {batch_size}, needs about {human_bytes(needed)} to "
             f"train (weights, gradients, optimizer, EMA and activations); the limit is {human_bytes(limit_bytes)}: "
             f"{advice}"

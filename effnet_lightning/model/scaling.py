@@ -5,6 +5,10 @@ Two families live side by side and must not be confused:
 - `official(variant)` is the hand-set B0-B7 table of the released models, which is close to, but not equal to,
   the rule (B7 has depth 3.1, while 1.2^7 = 3.58).
 `explicit(...)` covers single-dimension scaling and arbitrary triples (the paper's Table 7 ablation).
+
+`compound` is the one place the rule's arithmetic is written: `ScalingSpec(phi=...)`, `effnet scale --phi`, the
+budget solver (solve.py) and `effnet study` all call it, so φ = 1 from B0 is the same network everywhere (256 px).
+Every size a user can ask for that cannot be built raises `ScalingError`: a `UserError`, one line, exit 2.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from effnet_lightning.errors import ConfigError
+from effnet_lightning.errors import UserError
 
 __all__ = [
     "ALPHA",
@@ -25,8 +29,10 @@ __all__ = [
     "RESOLUTION_MULTIPLE",
     "Coefficients",
     "Scaling",
+    "ScalingError",
     "ScalingSpec",
     "compound",
+    "compound_factors",
     "dropout_for_phi",
     "explicit",
     "official",
@@ -43,6 +49,11 @@ Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]  # the release
 
 DROPOUT_MIN, DROPOUT_MAX = 0.2, 0.5  # B0 and B7 dropout in the official table
 PHI_MAX_OFFICIAL = 7  # B7
+
+
+class ScalingError(UserError, ValueError):
+    """A size that cannot be built or asked for (an unknown variant, a multiplier <= 0, φ = nan, an unreachable
+    budget). A ValueError too, for callers that validate numbers generically (jsonargparse, argparse types)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,7 @@ class Coefficients:
         for name in ("alpha", "beta", "gamma"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 1.0):
-                raise ConfigError(f"{name} must be a finite number >= 1 (the paper's α, β, γ ≥ 1), got {value}")
+                raise ScalingError(f"{name} must be a finite number >= 1 (the paper's α, β, γ ≥ 1), got {value}")
 
     @property
     def flops_growth(self) -> float:
@@ -84,7 +95,7 @@ def round_resolution(pixels: float) -> int:
     e.g. 224·1.15 = 257.6 → 256 and 224·1.15⁻² = 169.4 → 168.
     """
     if not (math.isfinite(pixels) and pixels > 0):
-        raise ConfigError(f"resolution must be a positive number of pixels, got {pixels}")
+        raise ScalingError(f"resolution must be a positive number of pixels, got {pixels}")
     steps = math.floor(pixels / RESOLUTION_MULTIPLE + 0.5)
     return max(RESOLUTION_MULTIPLE, steps * RESOLUTION_MULTIPLE)
 
@@ -95,27 +106,36 @@ def dropout_for_phi(phi: float) -> float:
     return min(DROPOUT_MAX, max(DROPOUT_MIN, rate))
 
 
+def compound_factors(phi: float, coefficients: Coefficients) -> tuple[float, float, float]:
+    """α^φ, β^φ, γ^φ: the rule's multipliers on depth, width and resolution, before any rounding. The one place
+    the rule's arithmetic is written; `compound` rounds what it returns."""
+    if not math.isfinite(phi):
+        raise ScalingError(f"phi must be a finite real number, got {phi}")
+    c = coefficients
+    try:
+        return c.alpha**phi, c.beta**phi, c.gamma**phi
+    except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
+        raise ScalingError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
+
+
 def compound(
     phi: float,
     alpha: float = ALPHA,
     beta: float = BETA,
     gamma: float = GAMMA,
     base_resolution: int = BASE_RESOLUTION,
+    base_depth: float = 1.0,
+    base_width: float = 1.0,
 ) -> Scaling:
-    """The paper's rule: depth α^φ, width β^φ, resolution base·γ^φ (rounded by `round_resolution`)."""
-    if not math.isfinite(phi):
-        raise ConfigError(f"phi must be a finite real number, got {phi}")
+    """The paper's rule from a base: depth base_depth·α^φ, width base_width·β^φ, resolution base_resolution·γ^φ
+    rounded by `round_resolution`. The base is B0 (1, 1, 224 px) unless given, e.g. a study's base config."""
     if base_resolution <= 0:
-        raise ConfigError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
-    coefficients = Coefficients(alpha, beta, gamma)
-    try:
-        depth, width, side = (c**phi for c in (coefficients.alpha, coefficients.beta, coefficients.gamma))
-    except OverflowError:  # e.g. 1.2 ** 1e308: no float holds it
-        raise ConfigError(f"phi={phi:g} scales depth, width and resolution beyond any number a float holds") from None
+        raise ScalingError(f"base_resolution must be a positive number of pixels, got {base_resolution}")
+    depth, width, side = compound_factors(phi, Coefficients(alpha, beta, gamma))
     return Scaling(
         name=f"phi{phi:g}",
-        depth=depth,
-        width=width,
+        depth=base_depth * depth,
+        width=base_width * width,
         resolution=round_resolution(base_resolution * side),
         dropout=dropout_for_phi(phi),
         phi=float(phi),
@@ -132,7 +152,7 @@ def explicit(
     """Any (depth, width, resolution) multipliers on B0, e.g. Table 7's d=4, w=2, r=2 or (1.4, 1.2, 1.3)."""
     for name, value in (("depth", depth), ("width", width), ("resolution", resolution)):
         if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} multiplier must be a positive number, got {value}")
+            raise ScalingError(f"{name} multiplier must be a positive number, got {value}")
     return Scaling(
         name=f"d{depth:g}-w{width:g}-r{resolution:g}",
         depth=float(depth),
@@ -161,7 +181,7 @@ def official(variant: str) -> Scaling:
     """The released B-family member `variant` ('b0'..'b7'; 'efficientnet_b3' and 'B3' are accepted too)."""
     key = variant.lower().removeprefix("efficientnet_").removeprefix("efficientnet-")
     if key not in _OFFICIAL_TABLE:
-        raise ConfigError(f"unknown variant {variant!r}; choose one of {', '.join(OFFICIAL_VARIANTS)}")
+        raise ScalingError(f"unknown variant {variant!r}; choose one of {', '.join(OFFICIAL_VARIANTS)}")
     width, depth, resolution, dropout = _OFFICIAL_TABLE[key]
     return Scaling(
         name=key,
@@ -213,23 +233,25 @@ class ScalingSpec:
     base_resolution: int = BASE_RESOLUTION  # px, the resolution φ = 0 (or multiplier 1) stands for
 
     def resolve(self) -> Scaling:
-        """The multipliers and input size this spec stands for; a sentence-long ValueError if it is ambiguous."""
+        """The multipliers and input size this spec stands for; a one-sentence ScalingError if it is ambiguous or
+        cannot be built (a multiplier of 0 is refused, never read as "left out")."""
         explicit_given = self.depth is not None or self.width is not None
         asked = {"variant": self.variant is not None, "phi": self.phi is not None, "depth/width": explicit_given}
         ways = [name for name, given in asked.items() if given]
         if len(ways) > 1:
-            raise ConfigError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
+            raise ScalingError(f"give only one of variant, phi or depth/width multipliers, got {' and '.join(ways)}")
         if self.variant is not None:
             result = official(self.variant)
         elif self.phi is not None:
             result = compound(self.phi, self.alpha, self.beta, self.gamma, self.base_resolution)
         elif explicit_given:
-            depth, width = self.depth or 1.0, self.width or 1.0
+            depth = 1.0 if self.depth is None else self.depth  # 0 is refused by explicit(), not taken for 1.0
+            width = 1.0 if self.width is None else self.width
             result = explicit(depth=depth, width=width, base_resolution=self.base_resolution)
         else:
             result = official("b0")
         if self.resolution is None:
             return result
         if self.resolution <= 0:
-            raise ConfigError(f"resolution must be a positive number of pixels, got {self.resolution}")
+            raise ScalingError(f"resolution must be a positive number of pixels, got {self.resolution}")
         return replace(result, resolution=int(self.resolution))

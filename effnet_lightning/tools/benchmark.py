@@ -7,7 +7,7 @@ For each model (a variant, φ or multipliers) at one resolution, batch, precisio
 - peak memory: on CUDA `torch.cuda.max_memory_allocated` over the timed steps; elsewhere the bytes of
   parameters, gradients, optimizer state and EMA plus the activations one real training forward saves for
   backward, counted with `saved_tensors_hooks` (memory.py);
-- MACs per image (flops.py) and the achieved TFLOP/s: 2 FLOPs per MAC; training counts 3x the forward
+- MACs per image (flops.py's arithmetic) and the achieved TFLOP/s: 2 FLOPs per MAC; training counts 3x the forward
   (backward ~ 2x forward, the usual convention; FlopCounterMode miscounts grouped-conv backward, DESIGN.md).
 
 `--vs-bare` also runs the framework's step, a real Lightning Trainer with EfficientNetModule, the recipe's
@@ -41,7 +41,7 @@ from torch import nn
 
 from effnet_lightning.errors import OneLineParser
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.flops import count_macs
+from effnet_lightning.model.flops import cost
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.memory import (
     available_memory_bytes,
@@ -53,6 +53,8 @@ from effnet_lightning.model.memory import (
 from effnet_lightning.model.network import TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.tools.tables import csv_table, positive, real, text_table, variant
 from effnet_lightning.train.precision import resolve_precision
+
+__all__ = ["BareLoop", "Result", "Setting", "build_parser", "format_csv", "format_text", "main", "run", "timed"]
 
 LR_PER_256 = 0.016  # paper, per 256 images (module.py scales it by the global batch the same way)
 WEIGHT_DECAY = 1e-5  # paper
@@ -308,8 +310,7 @@ def run(spec: sc.ScalingSpec, setting: Setting, vs_bare: bool = False) -> Result
     scaling = spec.resolve()
     check_size(scaling, setting.num_classes)
     device = torch.device(setting.device)
-    with torch.device("meta"):
-        macs = count_macs(create_model(scaling, num_classes=setting.num_classes), scaling.resolution)
+    macs = cost(scaling.depth, scaling.width, scaling.resolution, setting.num_classes).macs
     torch.manual_seed(0)
     model = create_model(scaling, num_classes=setting.num_classes, bn_momentum=TF_BN_MOMENTUM, bn_eps=TF_BN_EPS)
     initial = copy.deepcopy(model.state_dict()) if vs_bare else None

@@ -1,9 +1,9 @@
 """`effnet scale`: the table of scaled models (name, φ, depth, width, resolution, params, MACs, training memory).
 
-Models are built on the meta device, so even B7 costs no memory and no arithmetic: parameters are counted from
-shapes, MACs by FlopCounterMode from the shapes each op would produce, and the training memory by memory.py
-(weights + gradients + optimizer state + EMA, and the activations one image keeps for its backward pass, with
-and without gradient checkpointing). A size no device could train is refused by arithmetic before any build.
+Parameters and MACs are counted by arithmetic from the decoded architecture (flops.py, the one MAC counter); the
+training memory by memory.py on the meta device (weights + gradients + optimizer state + EMA, and the activations
+one image keeps for its backward pass, with and without gradient checkpointing). A size no device could train is
+refused by arithmetic before any build.
 
 torch and timm are imported by the functions that build and count, not here: `effnet scale --help` and a
 mistyped argument answer at once, and nothing here imports Lightning (tests/test_startup.py).
@@ -20,6 +20,8 @@ from effnet_lightning.errors import OneLineParser
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import DIMENSIONS, Solution, parse_count, solve
 from effnet_lightning.tools.tables import csv_table, positive, real, text_table, variant
+
+__all__ = ["Row", "build_parser", "format_csv", "format_solve", "format_text", "main", "measure", "solve_main"]
 
 
 @dataclass(frozen=True)
@@ -38,23 +40,19 @@ class Row:
 
 def measure(scaling: sc.Scaling, num_classes: int = 1000) -> Row:
     """Params, MACs and training memory of the model `scaling` describes, at its own resolution."""
-    import torch
-
-    from effnet_lightning.model.flops import count_macs, count_params
+    from effnet_lightning.model.flops import cost
     from effnet_lightning.model.memory import estimate
-    from effnet_lightning.model.network import create_model
 
     memory = estimate(scaling, num_classes)  # refuses an absurd size before building anything
-    with torch.device("meta"):
-        model = create_model(scaling, num_classes=num_classes)
+    counted = cost(scaling.depth, scaling.width, scaling.resolution, num_classes)
     return Row(
         scaling.name,
         scaling.phi,
         scaling.depth,
         scaling.width,
         scaling.resolution,
-        count_params(model),
-        count_macs(model, scaling.resolution),
+        counted.params,
+        counted.macs,
         memory.state_bytes,
         memory.activation_bytes_per_image,
         memory.checkpointed_activation_bytes_per_image,

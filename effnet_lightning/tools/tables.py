@@ -16,6 +16,8 @@ from typing import Any
 
 from effnet_lightning.model import scaling as sc
 
+__all__ = ["csv_table", "positive", "real", "text_table", "variant"]
+
 
 def real(text: str) -> float:
     try:

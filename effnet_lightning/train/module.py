@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from effnet_lightning.errors import ConfigError
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.flops import count_macs
+from effnet_lightning.model.flops import cost
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.train.checkpoint_format import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names, spec_of
@@ -158,12 +158,10 @@ class EfficientNetModule(pl.LightningModule):
 
     @property
     def macs_per_image(self) -> int:
-        """MACs of one forward pass of one image, counted once on a copy built on the meta device (no memory,
-        milliseconds; model/flops.py)."""
+        """MACs of one forward pass of one image, counted once by arithmetic from the architecture (flops.py)."""
         if self._macs_per_image is None:
-            with torch.device("meta"):
-                network = create_model(self.scaling, num_classes=self.hparams.num_classes)
-            self._macs_per_image = count_macs(network, self.resolution)
+            scaling = self.scaling
+            self._macs_per_image = cost(scaling.depth, scaling.width, self.resolution, self.hparams.num_classes).macs
         return self._macs_per_image
 
     @property

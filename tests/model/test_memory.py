@@ -35,7 +35,6 @@ def no_network_built(monkeypatch):
         raise AssertionError("a network was built")
 
     monkeypatch.setattr("effnet_lightning.model.network.EfficientNet", refuse)
-    monkeypatch.setattr("effnet_lightning.model.network.decode_arch_def", refuse)
 
 
 @pytest.mark.parametrize(

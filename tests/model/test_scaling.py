@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from effnet_lightning.errors import UserError
 from effnet_lightning.model import scaling as sc
 
 
@@ -99,3 +100,16 @@ def test_results_are_frozen():
 def test_impossible_numbers_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("spec", [sc.ScalingSpec(depth=0), sc.ScalingSpec(width=0), sc.ScalingSpec(depth=0, width=2)])
+def test_a_zero_multiplier_is_a_user_error_not_one(spec):
+    """`depth: 0` used to read as "left out" (1.0): it builds nothing, so it is refused in one line."""
+    with pytest.raises(UserError, match="multiplier must be a positive number, got 0"):
+        spec.resolve()
+
+
+def test_compound_from_a_base_scales_its_multipliers():
+    s = sc.compound(1, base_resolution=32, base_depth=0.5, base_width=0.7)
+    assert (s.depth, s.width, s.resolution) == (pytest.approx(0.6), pytest.approx(0.77), 36)  # 36.8 -> 36
+    assert sc.compound(1) == sc.ScalingSpec(phi=1).resolve()

@@ -105,7 +105,7 @@ def test_absurd_sizes_are_refused_in_one_line_before_building(monkeypatch, capsy
     def refuse(*args, **kwargs):
         raise AssertionError("a network was built")
 
-    monkeypatch.setattr("effnet_lightning.model.network.decode_arch_def", refuse)
+    monkeypatch.setattr("effnet_lightning.model.network.EfficientNet", refuse)
     with pytest.raises(SystemExit) as stop:
         main(["scale", *args])
     assert stop.value.code == 2
