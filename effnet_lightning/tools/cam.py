@@ -192,11 +192,9 @@ def cam_cell(network: Any, class_names: list[str], data_config: dict, picture: n
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from effnet_lightning.datamodules.transforms import resize_center_crop
+    from effnet_lightning.datamodules.transforms import eval_crop_for
 
-    resolution = int(data_config["input_size"][-1])
-    crop = resize_center_crop(resolution, float(data_config["crop_pct"]), data_config["interpolation"])
-    rgb = crop(image=picture)["image"]  # (resolution, resolution, 3) uint8: validation's CPU transform
+    rgb = eval_crop_for(data_config)(image=picture)["image"]  # (resolution, resolution, 3) uint8: as validation
     mean = np.asarray(data_config["mean"], dtype=np.float32) * 255
     std = np.asarray(data_config["std"], dtype=np.float32) * 255
     x = torch.from_numpy(((rgb.astype(np.float32) - mean) / std).transpose(2, 0, 1)).unsqueeze(0)

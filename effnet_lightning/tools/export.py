@@ -19,6 +19,7 @@ loads with `timm.create_model("local-dir:<folder>", pretrained=True)`; then
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def network_state(checkpoint: dict[str, Any], weights: str) -> dict[str, Any]:
 def hub_config(checkpoint: dict[str, Any], num_features: int) -> dict[str, Any]:
     """timm's hub config.json for the checkpoint's network and its training data's eval preprocessing."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    from timm.models import PretrainedCfg
 
     from effnet_lightning.model import scaling as sc
     from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM
@@ -108,8 +110,9 @@ def hub_config(checkpoint: dict[str, Any], num_features: int) -> dict[str, Any]:
         "crop_mode": "center",
     }
     architecture = timm_architecture(scaling)
+    timm_keys = {field.name for field in dataclasses.fields(PretrainedCfg)}  # timm refuses other keys
     pretrained_cfg = {
-        **data,
+        **{key: value for key, value in data.items() if key in timm_keys},
         "num_classes": num_classes,
         "first_conv": "conv_stem",
         "classifier": "classifier",
