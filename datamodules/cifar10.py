@@ -12,6 +12,7 @@ import tarfile
 import urllib.error
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import albumentations as A
 import cv2
@@ -56,15 +57,7 @@ class CIFAR10DataModule(ImageDataModule):
         download: bool = False,
         val_size: int = 5000,
         split_seed: int = 42,
-        resolution: int = 224,
-        batch_size: int = 128,
-        num_workers: int = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-        randaugment: str | None = None,
-        seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
@@ -72,21 +65,10 @@ class CIFAR10DataModule(ImageDataModule):
             download: fetch and extract the archive from torchvision's URL when files are missing.
             val_size: images held out of the 50k training images for validation.
             split_seed: seed of the train/val split (independent of the global seed).
-            resolution: side in pixels of the square images the model sees; the CLI links it from the model.
-            batch_size: images per device per step.
-            num_workers: loader worker processes per device (0 loads in the main process).
-            pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
-            persistent_workers: keep workers alive between epochs (only when num_workers > 0).
-            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
-            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
-            randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
-                "rand-m9-mstd0.5" (see randaugment.py); None: off.
-            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
-                links the run's `seed_everything` into it; None: 0.
+            **kwargs: the arguments every image datamodule takes (resolution, batch_size, num_workers, ...;
+                ImageDataModule's).
         """
-        super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment, seed
-        )
+        super().__init__(data_dir, **kwargs)
         if val_size <= 0:
             raise ValueError(f"data.val_size must be a positive number of validation images, got {val_size}.")
         self.download = download

@@ -17,6 +17,7 @@ import os
 import warnings
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,14 +31,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from effnet_lightning.errors import DataError, MissingFileError
 
 from .base import ImageDataModule, Transform
-from .transforms import (
-    DEFAULT_RATIO,
-    DEFAULT_SCALE,
-    Interpolation,
-    random_resized_crop,
-    resize_center_crop,
-    tf_crop_pct,
-)
+from .transforms import DEFAULT_RATIO, Interpolation, eval_crop, eval_side_range, tf_crop_pct, train_crop
 
 COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
 MAX_NAMED = 20  # stray files named in the setup warning; the rest are counted
@@ -53,19 +47,11 @@ class ImageFolderDataModule(ImageDataModule):
         val_fraction: float | None = 0.1,
         split_seed: int = 42,
         crop_pct: float | None = None,
-        scale: tuple[float, float] = DEFAULT_SCALE,
+        scale: tuple[float, float] | None = None,
         ratio: tuple[float, float] = DEFAULT_RATIO,
         hflip: float = 0.5,
         interpolation: Interpolation = "bicubic",
-        randaugment: str | None = None,
-        resolution: int = 224,
-        batch_size: int = 128,
-        num_workers: int = 4,
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-        seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
@@ -73,42 +59,42 @@ class ImageFolderDataModule(ImageDataModule):
             val_fraction: share of each class's train images held out for validation when there is no val/
                 folder; None: a val/ folder is required.
             split_seed: seed of that split (independent of the global seed).
-            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct);
-                None: TF's resolution / (resolution + 32), e.g. 0.875 at 224 px, 0.949 at 600 px.
-            scale: training crop area range, as fractions of the image.
-            ratio: training crop aspect ratio range (width/height).
+            crop_pct: eval keeps the central crop_pct of every image resized to a shorter side of
+                resolution/crop_pct (timm's rule); None: the field-of-view rule: the shorter side to clamp(side,
+                resolution, resolution + 32), then the central square (TF's resolution / (resolution + 32) for
+                photos, the whole image at or below the resolution).
+            scale: training crop area range, as fractions of the image, for every image (timm's Inception crop);
+                None: the field-of-view rule: photos (shorter side >= resolution + 32) get area 8-100%, smaller
+                images eval's resize shifted by up to resolution/8 px, so train and eval see the same view.
+            ratio: training crop aspect ratio range (width/height), where the Inception crop is used.
             hflip: probability of a horizontal flip in training.
             interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
-            randaugment: RandAugment after crop and flip, e.g. "rand-m9-mstd0.5" (timm's EfficientNet recipe);
-                None: off.
-            resolution: side in pixels of the square images the model sees; the CLI links it from the model.
-            batch_size: images per device per step.
-            num_workers: loader worker processes per device (0 loads in the main process).
-            pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
-            persistent_workers: keep workers alive between epochs (only when num_workers > 0).
-            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
-            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
-            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
-                links the run's `seed_everything` into it; None: 0.
+            **kwargs: the arguments every image datamodule takes (resolution, batch_size, num_workers,
+                randaugment, ...; ImageDataModule's).
         """
-        super().__init__(
-            data_dir, resolution, batch_size, num_workers, pin_memory, persistent_workers, mean, std, randaugment, seed
-        )
+        super().__init__(data_dir, **kwargs)
         if val_fraction is not None and not 0 < val_fraction < 1:
             raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
-        crop_pct = tf_crop_pct(resolution) if crop_pct is None else crop_pct
-        if not 0 < crop_pct <= 1:
+        if crop_pct is not None and not 0 < crop_pct <= 1:
             raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}.")
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.crop_pct = crop_pct
-        self.scale = tuple(scale)
+        # what the checkpoint's data_config records: timm's crop_pct (the photos' one), and the eval side range
+        self.crop_pct = tf_crop_pct(self.resolution) if crop_pct is None else crop_pct
+        self.eval_side_range = (
+            self.default_eval_side_range() if crop_pct is None else eval_side_range(self.resolution, crop_pct)
+        )
+        self.scale = None if scale is None else tuple(scale)
         self.ratio = tuple(ratio)
         self.hflip = hflip
         self.interpolation = interpolation
         self.classes = self._find_classes()  # cheap: one directory listing
         self.num_classes = len(self.classes)
         self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
+
+    def default_eval_side_range(self) -> tuple[int, int]:
+        """Where eval puts an image's shorter side without a crop_pct: the field-of-view rule (transforms.py)."""
+        return eval_side_range(self.resolution)
 
     @property
     def class_names(self) -> list[str]:
@@ -207,10 +193,10 @@ class ImageFolderDataModule(ImageDataModule):
         return [path for path, _ in self._samples["test"]]
 
     def train_transform(self) -> Transform:
-        return random_resized_crop(self.resolution, self.scale, self.ratio, self.hflip, self.interpolation)
+        return train_crop(self.resolution, self.scale, self.ratio, self.hflip, self.interpolation)
 
     def eval_transform(self) -> Transform:
-        return resize_center_crop(self.resolution, self.crop_pct, self.interpolation)
+        return eval_crop(self.resolution, self.eval_side_range, self.interpolation)
 
 
 def split_per_class(

@@ -2,7 +2,8 @@
 
 The image-folder datamodule with ImageNet's defaults: a val/ folder is required (the official 50k validation
 images, not a split of train/), the train pipeline is timm's (RandomResizedCrop, bicubic, flip, optional
-RandAugment) and eval resizes the shorter side to resolution + 32 px and center-crops (TF's eval crop).
+RandAugment) and eval resizes the shorter side to resolution + 32 px and center-crops (TF's eval crop), for every
+image at every resolution, as the paper trained and evaluated (not the image folder's field-of-view rule).
 num_classes is the number of class folders (1000 for the full dataset).
 
 The official val archive is flat (ILSVRC2012_val_00000001.JPEG ...). Sort it into class folders either with
@@ -20,11 +21,12 @@ import csv
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from effnet_lightning.errors import DataError
 
 from .image_folder import ImageFolderDataModule
-from .transforms import DEFAULT_RATIO, DEFAULT_SCALE, Interpolation
+from .transforms import DEFAULT_SCALE, eval_side_range, tf_crop_pct
 
 SYNSET_MAPPING = "LOC_synset_mapping.txt"  # Kaggle's ImageNet download: "<wnid> <words>" per line, 1000 lines
 SORT_VAL_COMMAND = "python -m effnet_lightning.datamodules.imagenet sort-val <data_dir>/val LOC_val_solution.csv"
@@ -38,58 +40,27 @@ class ImageNetDataModule(ImageFolderDataModule):
         data_dir: str = "data/imagenet",
         crop_pct: float | None = None,
         scale: tuple[float, float] = DEFAULT_SCALE,
-        ratio: tuple[float, float] = DEFAULT_RATIO,
-        hflip: float = 0.5,
-        interpolation: Interpolation = "bicubic",
-        randaugment: str | None = None,
-        resolution: int = 224,
-        batch_size: int = 128,
         num_workers: int = 8,  # per device; a worker does ~600 img/s at 224 px with RandAugment (BENCHMARKS.md)
-        pin_memory: bool = True,
-        persistent_workers: bool = True,
-        mean: tuple[float, float, float] | None = None,
-        std: tuple[float, float, float] | None = None,
-        seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
         """
         Args:
             data_dir: folder holding train/<wnid>/ and val/<wnid>/ (see the module docstring for the val folder).
-            crop_pct: eval keeps the central crop_pct of the resized image (shorter side -> resolution/crop_pct);
-                None: TF's resolution / (resolution + 32), e.g. 0.875 at 224 px, 0.949 at 600 px.
-            scale: training crop area range, as fractions of the image.
-            ratio: training crop aspect ratio range (width/height).
-            hflip: probability of a horizontal flip in training.
-            interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
-            randaugment: RandAugment after crop and flip, e.g. "rand-m9-mstd0.5" (timm's EfficientNet recipe);
-                None: off.
-            resolution: side in pixels of the square images the model sees; the CLI links it from the model.
-            batch_size: images per device per step.
+            crop_pct: eval keeps the central crop_pct of every image resized to a shorter side of
+                resolution/crop_pct; None: TF's resolution / (resolution + 32) at every resolution (the paper's
+                eval: B5-B7's resolutions exceed most ImageNet photos, which TF enlarges and crops all the same).
+            scale: training crop area range, as fractions of the image (timm's Inception crop, every image).
             num_workers: loader worker processes per device (0 loads in the main process).
-            pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
-            persistent_workers: keep workers alive between epochs (only when num_workers > 0).
-            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
-            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
-            seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
-                links the run's `seed_everything` into it; None: 0.
+            **kwargs: ImageFolderDataModule's arguments (ratio, hflip, interpolation, and those every image
+                datamodule takes) but its split of train/: the val/ folder is required.
         """
-        super().__init__(
-            data_dir,
-            val_fraction=None,
-            crop_pct=crop_pct,
-            scale=scale,
-            ratio=ratio,
-            hflip=hflip,
-            interpolation=interpolation,
-            randaugment=randaugment,
-            resolution=resolution,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-            mean=mean,
-            std=std,
-            seed=seed,
+        super().__init__(  # split_seed: unused without a split
+            data_dir, val_fraction=None, split_seed=0, crop_pct=crop_pct, scale=scale, num_workers=num_workers, **kwargs
         )
+
+    def default_eval_side_range(self) -> tuple[int, int]:
+        """TF's eval crop for every image (the paper's pipelines at every resolution)."""
+        return eval_side_range(self.resolution, tf_crop_pct(self.resolution))
 
     @property
     def class_names(self) -> list[str]:

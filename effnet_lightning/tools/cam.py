@@ -192,12 +192,10 @@ def load_network(ckpt_path: str, weights: str) -> tuple[Any, list[str], dict]:
 
 
 def model_view(picture: np.ndarray, data_config: dict) -> np.ndarray:
-    """(resolution, resolution, 3) uint8: the picture after validation's CPU transform (resize, central square)."""
-    from effnet_lightning.datamodules.transforms import resize_center_crop
+    """(resolution, resolution, 3) uint8: the picture after validation's CPU transform (the checkpoint's eval crop)."""
+    from effnet_lightning.datamodules.transforms import eval_crop_for
 
-    resolution = int(data_config["input_size"][-1])
-    crop = resize_center_crop(resolution, float(data_config["crop_pct"]), data_config["interpolation"])
-    return crop(image=picture)["image"]
+    return eval_crop_for(data_config)(image=picture)["image"]
 
 
 def model_input(views: list[np.ndarray], data_config: dict) -> Any:

@@ -18,6 +18,7 @@ loads with `timm.create_model("local-dir:<folder>", pretrained=True)`; then
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,13 +94,16 @@ def export(ckpt_path: str, output: str, weights: str = "ema") -> tuple[Path, Pat
 
 def hub_config(checkpoint: TrainedCheckpoint, num_features: int) -> dict[str, Any]:
     """timm's hub config.json for a TrainedCheckpoint's network and its training data's eval preprocessing."""
+    from timm.models import PretrainedCfg
+
     from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM
 
     hparams = checkpoint.hparams
     scaling = checkpoint.scaling
     dropout = hparams.get("dropout")
+    timm_keys = {field.name for field in dataclasses.fields(PretrainedCfg)}  # timm refuses other keys
     pretrained_cfg = {
-        **checkpoint.data_config,
+        **{key: value for key, value in checkpoint.data_config.items() if key in timm_keys},
         "num_classes": checkpoint.num_classes,
         "first_conv": "conv_stem",
         "classifier": "classifier",

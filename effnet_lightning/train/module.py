@@ -316,8 +316,10 @@ class CrossEntropy(MeanMetric):
 def eval_data_config(datamodule: object, resolution: int) -> dict:
     """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
     input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
-    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device)."""
-    return {
+    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device). A folder datamodule
+    adds `eval_side_range` [low, high]: eval resized each image's shorter side to clamp(side, low, high) before the
+    center crop (datamodules/transforms.py), which timm's single crop_pct (the photos' value) cannot say."""
+    config = {
         "input_size": [3, resolution, resolution],
         "mean": [float(m) for m in datamodule.mean],
         "std": [float(s) for s in datamodule.std],
@@ -325,6 +327,9 @@ def eval_data_config(datamodule: object, resolution: int) -> dict:
         "crop_pct": float(getattr(datamodule, "crop_pct", 1.0)),
         "crop_mode": "center",
     }
+    if getattr(datamodule, "eval_side_range", None) is not None:
+        config["eval_side_range"] = [int(side) for side in datamodule.eval_side_range]
+    return config
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:

@@ -11,6 +11,7 @@ import re
 import pytest
 from effnet_run import effnet
 
+from effnet_lightning.datamodules.base import ImageDataModule
 from effnet_lightning.model.scaling import ScalingSpec
 from effnet_lightning.train.lightning_cli import DATA_HELP
 from effnet_lightning.train.module import EfficientNetModule
@@ -41,7 +42,9 @@ def assert_each_has_help(texts: dict[str, str], prefix: str, names: list[str]) -
 
 
 def constructor_arguments(cls: type) -> list[str]:
-    return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    """The constructor's own named arguments (not what it takes as **kwargs)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def test_every_model_argument_has_a_help_line(capfd) -> None:
@@ -66,7 +69,12 @@ def test_every_datamodule_argument_has_a_help_line(capfd, name: str) -> None:
 
     done = effnet(capfd, "fit", "--data.help", name)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert_each_has_help(help_texts(done.stdout), "--data.", constructor_arguments(plugins.resolve(name)))
+    texts = help_texts(done.stdout)
+    # its own arguments and the shared ones it takes as **kwargs (declared once, in ImageDataModule), and every
+    # other argument jsonargparse found on the way (an intermediate base's)
+    shared = constructor_arguments(ImageDataModule)
+    assert_each_has_help(texts, "--data.", constructor_arguments(plugins.resolve(name)) + shared)
+    assert_each_has_help(texts, "", [option for option in texts if option.startswith("--data.")])
 
 
 @pytest.mark.parametrize("subcommand", ["fit", "validate"])
