@@ -21,6 +21,7 @@ import math
 import statistics
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -114,6 +115,7 @@ def evaluate_unit(unit: Path, cli_args: list[str], seed: int) -> UnitResult:
     """Evaluate the unit's selected checkpoint with the trained config (fit's options in `cli_args`, without
     the subcommand) on the test split; writes and returns its result.json."""
     from effnet_lightning.train.lightning_cli import EffnetCLI
+    from effnet_lightning.train.run import PYTREE_MODULE
 
     checkpoint, monitor, score = best_checkpoint(unit)
     # the best-k folder as the fit recorded it: ModelCheckpoint then restores its state without a warning
@@ -124,8 +126,10 @@ def evaluate_unit(unit: Path, cli_args: list[str], seed: int) -> UnitResult:
         cli = EffnetCLI(args=None, run=False)
     finally:
         sys.argv = typed
-    (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint), verbose=False,
-                                  weights_only=True)  # fmt: skip
+    with warnings.catch_warnings():  # the same FutureWarning of Lightning's own helper that `effnet fit` ignores
+        warnings.filterwarnings("ignore", category=FutureWarning, module=PYTREE_MODULE)  # private: see train/run.py
+        (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint),
+                                      verbose=False, weights_only=True)  # fmt: skip
     prefix = "test_ema/" if monitor.startswith("val_ema/") and "test_ema/acc1" in metrics else "test/"
     if monitor == "last" and "test_ema/acc1" in metrics:
         prefix = "test_ema/"  # no selection: the EMA weights, as `effnet predict` uses them

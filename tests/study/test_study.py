@@ -29,8 +29,8 @@ def tiny(data_dir: Path, runs: Path, *extra: str) -> list[str]:
         "--data.init_args.num_workers=0", "--data.init_args.val_size=64", "--data.init_args.batch_size=32",
         f"--trainer.default_root_dir={runs}", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
         "--trainer.limit_test_batches=1", "--trainer.num_sanity_val_steps=0", "--trainer.max_epochs=1",
-        "--trainer.enable_progress_bar=false", "--cam_images=null", "--prediction_grid=null",
-        "--confusion_matrix=null", "--bench-steps=1", *extra,
+        "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1", "--cam_images=null",
+        "--prediction_grid=null", "--confusion_matrix=null", "--bench-steps=1", *extra,
     ]  # fmt: skip
 
 
@@ -294,7 +294,7 @@ def test_devices_unit_runs_as_its_own_process(
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # cifar10_env also lets this process, which evaluates, read them
     runs = tmp_path / "runs"
     done = effnet(capfd, "study", "family", "--phi", "0", "--seeds=1", "--devices", "2",
-                  *tiny(tmp_path / "cifar10", runs))  # fmt: skip
+                  *tiny(tmp_path / "cifar10", runs), "--bench-steps=0")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "phi0 seed 42 on GPU 0" in done.stderr
     (row,) = read(runs / "study-family" / "results.csv")
