@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issues 13 and 10 in one call on the lent GPU machine: install, `pytest -m gpu` (issue 13 steps 1-4), then
-# `effnet benchmark` rows (issue 10): B0 at 224 px, batch 256, bf16-mixed, channels_last, eager / --vs-bare /
+# The GPU checks in one call on the lent GPU machine: install, `pytest -m gpu` (tests/test_gpu.py), then
+# `effnet benchmark` rows: B0 at 224 px, batch 256, bf16-mixed, channels_last, eager / --vs-bare /
 # --compile, and B0-B7 at native sizes with --grad-checkpointing. Everything lands in $OUT (the device tool
 # brings it back; at most 8 files). See docs/gpu.md.
 #
@@ -11,7 +11,7 @@
 # what is left of END_BY (s, default 570: the call's 600 s limit less time to hand the files back). Environment
 # knobs: TESTS_TIMEOUT (s, default 300), BENCH_STEPS (timed steps of the B0 rows, default 50), FAMILY_STEPS
 # (of the B0-B7 checkpointed rows, default 20), BENCH_ARGS (extra options for every `effnet benchmark` row),
-# LEGACY_THROUGHPUT=1 (also issue 13's gpu_throughput.py, with COMPILE=1 its compiled rows, if time is left),
+# LEGACY_THROUGHPUT=1 (also benchmarks/gpu_throughput.py, with COMPILE=1 its compiled rows, if time is left),
 # SKIP_TESTS=1 (the benchmark only, e.g. a follow-up call for the variants a cut-off run did not reach),
 # SKIP_INSTALL=1 with PY="uv run python" on a GPU machine that has the project's environment already.
 set -uo pipefail
@@ -64,7 +64,7 @@ fi
 if [ -n "${SKIP_TESTS:-}" ]; then
   say "pytest skipped (SKIP_TESTS)"
 else
-say "pytest -m gpu (issue 13 steps 1-4)"
+say "pytest -m gpu (tests/test_gpu.py)"
 EFFNET_GPU_REPORT="$OUT/gpu_report.jsonl" timeout -k 10 "${TESTS_TIMEOUT:-300}" \
   $PY -P -m pytest -m gpu tests/test_gpu.py -v -rA -p no:cacheprovider --junitxml="$OUT/gpu_tests.xml" \
   >"$OUT/gpu_tests.log" 2>&1
@@ -73,7 +73,7 @@ grep -E '^(PASSED|FAILED|ERROR|SKIPPED)|^=+ .*(passed|failed|error)' "$OUT/gpu_t
 cat "$OUT/gpu_report.jsonl" 2>/dev/null
 fi
 
-say "effnet benchmark (issue 10 GPU rows)"
+say "effnet benchmark (GPU rows)"
 # One `effnet benchmark` per row, most wanted first, each within the time left until END_BY, so a cut-off or an
 # out-of-memory row keeps the rows before it. CSV rows go to throughput.csv (one header), stderr to throughput.log.
 B0_ROW="--variants b0 --resolution 224 --batch-size 256 --precision bf16-mixed --channels-last --device cuda"
@@ -98,7 +98,7 @@ for variant in b0 b1 b2 b3 b4 b5 b6 b7; do  # native resolutions, gradient check
     --device cuda --steps "${FAMILY_STEPS:-20}" --grad-checkpointing --format csv
 done
 cat "$OUT/throughput.csv"
-if [ -n "${LEGACY_THROUGHPUT:-}" ]; then  # issue 13's own script (B0-B7 eager, both layouts), if time is left
+if [ -n "${LEGACY_THROUGHPUT:-}" ]; then  # benchmarks/gpu_throughput.py (B0-B7 eager, both layouts), if time is left
   say "gpu_throughput.py (LEGACY_THROUGHPUT)"
   LEFT=$((END_BY - SECONDS)); [ "$LEFT" -ge 60 ] || LEFT=60
   timeout -k 10 "$LEFT" $PY benchmarks/gpu_throughput.py ${COMPILE:+--compile} >>"$OUT/throughput.log" 2>&1

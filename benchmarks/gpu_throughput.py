@@ -50,7 +50,7 @@ from effnet_lightning.cli import main as effnet_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "b0_cifar.yaml"  # the recipe; the variant is overridden per row
-# Official table (DESIGN.md, tensorflow/tpu efficientnet_builder.py): native resolution and dropout per variant.
+# Official table (tensorflow/tpu efficientnet_builder.py): native resolution and dropout per variant.
 NATIVE = {"b0": (224, 0.2), "b1": (240, 0.2), "b2": (260, 0.3), "b3": (300, 0.3),
           "b4": (380, 0.4), "b5": (456, 0.4), "b6": (528, 0.5), "b7": (600, 0.5)}  # fmt: skip
 # Per-device batch per variant on one GPU: large enough to fill an H100/H200, small enough for 80 GB at B7.

@@ -1,4 +1,4 @@
-"""GPU checks (issue 13): the recipe configs, preemption, exact resume and DDP start-up on a real CUDA device.
+"""GPU checks: the recipe configs, preemption, exact resume and DDP start-up on a real CUDA device.
 
 Marked `gpu` and skipped without CUDA, so `uv run pytest` on a CPU machine collects and skips them, and
 `uv run pytest -m gpu` (or benchmarks/gpu_checks.sh on the lent GPU machine) runs them. Everything goes through
@@ -38,7 +38,7 @@ EPOCHS = 7  # about 300 steps: "a few hundred"
 RESUME_STEPS = 12  # per epoch in the resume tests (limit_train_batches), 2 epochs
 SIGTERM_AT = 17  # epoch 1, 5 of 12 batches done: mid-epoch
 EXIT_PREEMPTED = 75  # docs/production.md exit codes: SIGTERM saved last.ckpt at the step reached
-TOLERANCE = 1e-6  # exact resume: max abs difference of any weight (issue 13, step 3)
+TOLERANCE = 1e-6  # exact resume: max abs difference of any weight
 CHANCE = 0.1  # 10 classes
 
 

@@ -1,4 +1,4 @@
-"""Every example of the README's "Extension guide" runs as written (issue 12: copied by a new user, it misled).
+"""Every example of the README's "Extension guide" runs as written (a new user copies them).
 
 The guide's fenced blocks are read from README.md: a python or yaml block whose first line is `# name.py: ...` is
 that file, a toml block is the plugin package's pyproject.toml, and each bash block is one example, run line by
