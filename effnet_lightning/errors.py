@@ -124,4 +124,12 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (no usage dump), exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USER_ERROR, self.usage_line(message))
+
+    def fail(self, message: str) -> int:
+        """The same one line for a mistake found after parsing; returns EXIT_USER_ERROR instead of exiting."""
+        sys.stderr.write(self.usage_line(message))
+        return EXIT_USER_ERROR
+
+    def usage_line(self, message: str) -> str:
+        return f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n"

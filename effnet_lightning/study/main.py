@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from effnet_lightning.errors import EXIT_CRASH, EXIT_OK, EXIT_USER_ERROR, UserError, one_line
+from effnet_lightning.errors import EXIT_CRASH, EXIT_OK, EXIT_USER_ERROR, UserError, exit_code, one_line
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import parse_count
 from effnet_lightning.study import plan as planning
@@ -134,7 +134,10 @@ def main(argv: Sequence[str]) -> int:
 def _study(argv: list[str]) -> int:
     from effnet_lightning.study import launch
 
-    args, overrides = build_parser().parse_known_args(argv)
+    try:
+        args, overrides = build_parser().parse_known_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return exit_code(stop)
     _check_overrides(overrides)
     config_path = Path(args.config)
     base_config = _load_config(config_path)

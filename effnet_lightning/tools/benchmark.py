@@ -39,7 +39,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.optim import create_optimizer_v2
 from torch import nn
 
-from effnet_lightning.errors import OneLineParser
+from effnet_lightning.errors import OneLineParser, exit_code
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import cost
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
@@ -490,7 +490,10 @@ def build_parser(prog: str = "effnet benchmark") -> argparse.ArgumentParser:
 def main(argv: Sequence[str], available_memory: Callable[[torch.device], int] = available_memory_bytes) -> int:
     """`effnet benchmark`; `available_memory(device)` says how many bytes a configuration may use now."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return exit_code(stop)
     try:
         px = args.resolution
         specs = [sc.ScalingSpec(variant=v, resolution=px) for v in args.variants or []]
@@ -511,7 +514,7 @@ def main(argv: Sequence[str], available_memory: Callable[[torch.device], int] = 
         if args.warmup < 0:
             raise ValueError(f"--warmup must be 0 or more, got {args.warmup}")
     except (ValueError, RuntimeError) as err:
-        parser.error(str(err))
+        return parser.fail(str(err))
     if resolved.warning:
         print(f"effnet benchmark: warning: {resolved.warning}", file=sys.stderr)
     setting = Setting(

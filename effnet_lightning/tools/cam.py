@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from effnet_lightning.errors import EXIT_USER_ERROR, ConfigError, OneLineParser, UserError
+from effnet_lightning.errors import EXIT_USER_ERROR, ConfigError, OneLineParser, UserError, exit_code
 from effnet_lightning.train.run_layout import run_of_checkpoint
 
 if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid is drawn, not for --help
@@ -76,9 +76,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--output", help="folder for the PNG (default: the first checkpoint's run folder)")
     parser.add_argument("--cell_px", type=int, default=CELL_PX, help="side of one grid cell in pixels")
-    args, data_args = parser.parse_known_args(argv)
+    try:
+        args, data_args = parser.parse_known_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return exit_code(stop)
     if args.images is not None and data_args:
-        parser.error(f"unrecognized arguments: {' '.join(data_args)} (data options need --split, not --images)")
+        return parser.fail(f"unrecognized arguments: {' '.join(data_args)} (data options need --split, not --images)")
     try:
         if args.images is not None:
             pictures = read_images(args.images)

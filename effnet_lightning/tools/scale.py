@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from effnet_lightning.errors import OneLineParser
+from effnet_lightning.errors import OneLineParser, exit_code
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import DIMENSIONS, Solution, parse_count, solve
 from effnet_lightning.tools.tables import csv_table, positive, real, text_table, variant
@@ -155,7 +155,10 @@ def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: arg
 
 def main(argv: Sequence[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already reported in one line
+        return exit_code(stop)
     from effnet_lightning.model.memory import check_size  # arithmetic, but its module imports torch: after --help
 
     try:
@@ -175,7 +178,7 @@ def main(argv: Sequence[str]) -> int:
         for scaling in scalings:
             check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
     except ValueError as err:
-        parser.error(str(err))
+        return parser.fail(str(err))
     if args.target_macs is not None or args.target_params is not None:
         return solve_main(args, scalings, parser)
     scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]
