@@ -29,6 +29,8 @@ from effnet_lightning.errors import DataError
 from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 
+__all__ = ["ArrayDataset", "ImageDataModule", "TransformedDataset"]
+
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
 

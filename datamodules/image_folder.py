@@ -33,6 +33,8 @@ from effnet_lightning.errors import DataError, MissingFileError
 from .base import ImageDataModule, Transform
 from .transforms import DEFAULT_RATIO, Interpolation, eval_crop, eval_side_range, tf_crop_pct, train_crop
 
+__all__ = ["ImageFiles", "ImageFolderDataModule", "UnreadableImagesReport", "decode_image", "split_per_class"]
+
 COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
 MAX_NAMED = 20  # stray files named in the setup warning; the rest are counted
 SPLITS = ("train", "val", "test")

@@ -28,6 +28,8 @@ from effnet_lightning.errors import DataError
 from .image_folder import ImageFolderDataModule
 from .transforms import DEFAULT_SCALE, eval_side_range, tf_crop_pct
 
+__all__ = ["ImageNetDataModule", "main", "sort_val_images"]
+
 SYNSET_MAPPING = "LOC_synset_mapping.txt"  # Kaggle's ImageNet download: "<wnid> <words>" per line, 1000 lines
 SORT_VAL_COMMAND = "python -m effnet_lightning.datamodules.imagenet sort-val <data_dir>/val LOC_val_solution.csv"
 

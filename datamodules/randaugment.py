@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from albumentations.augmentations.pixel import functional as fpixel
 
+__all__ = ["RandAugment", "RandAugmentConfig", "parse_randaugment"]
+
 LEVEL_DENOM = 10.0  # timm _LEVEL_DENOM: "m9" means 9/10 of each op's maximum strength
 MAX_ROTATE = 30.0  # degrees at magnitude 10 (timm _rotate_level_to_arg)
 MAX_SHEAR = 0.3  # shear factor at magnitude 10 (timm _shear_level_to_arg)

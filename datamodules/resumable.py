@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+__all__ = ["KeyedDataset", "ResumableLoader", "ResumableSampler", "SampleKey", "TrainPosition", "epoch_order"]
+
 
 class SampleKey(NamedTuple):
     """What the sampler hands the dataset: which sample, and what seeds its augmentation."""

@@ -32,6 +32,20 @@ from typing import Any, Literal
 import albumentations as A
 import cv2
 
+__all__ = [
+    "ByShorterSide",
+    "ShorterSideInRange",
+    "eval_crop",
+    "eval_crop_for",
+    "eval_side_range",
+    "inception_crop",
+    "pad_random_crop",
+    "random_resized_crop",
+    "resize_center_crop",
+    "tf_crop_pct",
+    "train_crop",
+]
+
 Interpolation = Literal["bicubic", "bilinear", "nearest"]
 CV2_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 DEFAULT_SCALE = (0.08, 1.0)  # fraction of the image area a training crop covers (Inception; timm, torchvision)
