@@ -56,7 +56,9 @@ class ImageNetDataModule(ImageFolderDataModule):
             **kwargs: ImageFolderDataModule's arguments (ratio, hflip, interpolation, and those every image
                 datamodule takes) but its split of train/: the val/ folder is required.
         """
-        super().__init__(  # split_seed: unused without a split
+        kwargs.pop("val_fraction", None)  # val/ is ImageNet's validation split: the train images are never split
+        kwargs.pop("split_seed", None)  # unused without a split
+        super().__init__(
             data_dir, val_fraction=None, split_seed=0, crop_pct=crop_pct, scale=scale, num_workers=num_workers, **kwargs
         )
 

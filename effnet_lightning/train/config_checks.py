@@ -85,6 +85,21 @@ class DataChoice:
     command_line_keys: set[str] = field(default_factory=set)  # --data.KEY given on the command line
 
 
+def init_arguments(cls: type) -> set[str] | None:
+    """The keyword arguments `cls(...)` takes, following `**kwargs` into the base classes' constructors as
+    jsonargparse does; None when the last constructor of that chain still takes any keyword."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names |= {name for name, p in parameters.items() if p.kind in named and name != "self"}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return names
+    return None
+
+
 def check_data_class(args: Sequence[str]) -> None:
     """Raise plugins.DataClassError when the datamodule named cannot be used; warn about settings carried over."""
     from effnet_lightning.train import plugins
@@ -100,9 +115,8 @@ def check_data_class(args: Sequence[str]) -> None:
             return
     except plugins.DataClassError:
         pass  # the config's class is gone; the command line's replaces it all the same
-    parameters = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    carried = sorted(k for k in choice.carried - choice.command_line_keys if takes_any or k in parameters)
+    accepted = init_arguments(cls)
+    carried = sorted(k for k in choice.carried - choice.command_line_keys if accepted is None or k in accepted)
     if carried:
         log.warning(
             f"effnet: warning: --data={choice.class_value} replaces the config's {choice.replaced} but keeps its "
