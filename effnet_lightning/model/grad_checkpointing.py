@@ -21,6 +21,8 @@ from contextlib import contextmanager
 
 from torch import nn
 
+__all__ = ["BATCH_NORMS", "batchnorm_statistics_frozen"]
+
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm BatchNormAct2d: BatchNorm2d
 
 
