@@ -143,10 +143,11 @@ def _versus(rows: Sequence[ArmRow], field: str, label: str, split: str, kind: st
             axes.plot([getattr(r, field) for r in line], [100 * r.test_acc1_mean for r in line], "-", alpha=0.5,
                       color=METHOD_COLOURS.get(name, "0.5"), zorder=1)  # fmt: skip
     named: set[str] = set()
-    for i, r in enumerate(points):
+    place = {r.arm: i for i, r in enumerate(rows)}  # an arm keeps its marker and colour in every plot
+    for r in points:
         key = r.arm if by_arm else r.method
-        index = i if by_arm else (methods.index(r.method) + 1 if r.method in methods else 0)
-        colour = _colour(r) if kind == "table7" or not by_arm else f"C{i % 10}"
+        index = place[r.arm] if by_arm else (methods.index(r.method) + 1 if r.method in methods else 0)
+        colour = _colour(r) if kind == "table7" or not by_arm else f"C{place[r.arm] % 10}"
         sd = 0.0 if r.test_acc1_sd is None else 100 * r.test_acc1_sd
         show = key not in named and (by_arm or len(methods) > 1 or r.method == "baseline")
         axes.errorbar(getattr(r, field), 100 * r.test_acc1_mean, yerr=sd, fmt=MARKERS[index % len(MARKERS)],

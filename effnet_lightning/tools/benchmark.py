@@ -8,7 +8,8 @@ For each model (a variant, φ or multipliers) at one resolution, batch, precisio
   parameters, gradients, optimizer state and EMA plus the activations one real training forward saves for
   backward, counted with `saved_tensors_hooks` (memory.py);
 - MACs per image (flops.py's arithmetic) and the achieved TFLOP/s: 2 FLOPs per MAC; training counts 3x the forward
-  (backward ~ 2x forward, the usual convention; FlopCounterMode miscounts grouped-conv backward).
+  (backward ~ 2x forward, the usual convention; FlopCounterMode miscounts grouped-conv backward, measured with
+  torch 2.x here).
 
 `--vs-bare` also runs the framework's step, a real Lightning Trainer with EfficientNetModule, the recipe's
 EMA, LR schedule and non-finite guard, and an ImageDataModule's on-device uint8 -> float resize/normalize, side

@@ -82,3 +82,29 @@ def test_gain_per_doubling_scales_the_interval() -> None:
     c = vd.paired("big", "small", {0: 0.7, 1: 0.75}, {0: 0.6, 1: 0.62}, doublings=2.0)
     per = c.per_doubling()
     assert (per.delta, per.ci_low, per.ci_high) == pytest.approx((c.delta / 2, c.ci_low / 2, c.ci_high / 2))
+
+
+def test_a_table7_verdict_on_fixed_numbers() -> None:
+    """results.judge on a planned table7: one sentence per single dimension, identical arms not distinguishable."""
+    from effnet_lightning.model import scaling as sc
+    from effnet_lightning.study.plan import table7
+    from effnet_lightning.study.results import Trained, judge
+
+    plan = table7(sc.ScalingSpec(phi=-4.0, resolution=32).resolve(), num_classes=10)
+    scores = {
+        "baseline": BASE,
+        "depth": shifted({0: -0.03, 1: -0.032, 2: -0.028, 3: -0.031, 4: -0.029}),
+        "width": dict(BASE),  # the same accuracy as compound on every seed
+        "resolution": shifted({0: 0.02, 1: 0.025, 2: 0.018, 3: 0.022, 4: 0.021}),
+        "compound": dict(BASE),
+    }
+    trained = Trained("32-true", False, False, 32, "cpu", 1, True, 10, 0)
+    comparisons, lines = judge(plan, [], scores, trained)
+    assert lines[0].endswith("compound is better than depth-only scaling at this budget.")
+    assert lines[1] == (
+        "compound − width = +0.0 points (95% CI +0.0 … +0.0, paired over 5 seeds): compound is not distinguishable "
+        "from width-only scaling at this budget."
+    )
+    assert lines[2].endswith("compound is worse than resolution-only scaling at this budget.")
+    assert [(c.arm, c.versus, c.significant) for c in comparisons[:3]] == [
+        ("compound", "depth", True), ("compound", "width", False), ("compound", "resolution", True)]  # fmt: skip
