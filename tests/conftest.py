@@ -78,17 +78,17 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     15 s, and each module fitted its own. Read-only: a test that evaluates, predicts or continues it copies the
     folder first (shutil.copytree). Its data (seed 0) is byte-identical to every other stand-in write."""
     from effnet_run import TRAINED_EPOCHS, debug_args
+    from learning import learning_seed
 
     from effnet_lightning.cli import main
 
     root = tmp_path_factory.mktemp("trained")
     md5s = write_cifar10(root / "cifar10")
+    trained_args = [f"--trainer.max_epochs={TRAINED_EPOCHS}", f"--seed_everything={learning_seed()}"]  # learning tests
     with pytest.MonkeyPatch.context() as patch:  # only for the fit: a module's own patch stays as it was
         for name, value in checksum_constants(md5s).items():
             patch.setattr(CIFAR10, name, value)
-        assert (
-            main(["fit", *debug_args(root / "cifar10", root / "runs", f"--trainer.max_epochs={TRAINED_EPOCHS}")]) == 0
-        )
+        assert main(["fit", *debug_args(root / "cifar10", root / "runs", *trained_args)]) == 0
     return root / "runs" / "version_0"
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 from effnet_run import effnet, scalars
+from learning import learning_seed
 
 import effnet_lightning.datamodules as datamodules_package
 
@@ -86,8 +87,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sys.modules.pop(f"{datamodules_package.__name__}.my_data", None)
 
 
-def run_line(line: str, project: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> str:
-    """Run one line of a bash example; return what `effnet` printed (stdout and stderr)."""
+def run_line(
+    line: str, project: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, seed: int | None = None
+) -> str:
+    """Run one line of a bash example; return what `effnet` printed (stdout and stderr). A seed replaces the
+    config's `seed_everything` in `effnet fit` (the guide's own is 0, the default seed of learning tests)."""
     words = shlex.split(line, comments=True)
     env = {}
     while words and re.fullmatch(r"\w+=.*", words[0]):
@@ -99,7 +103,8 @@ def run_line(line: str, project: Path, monkeypatch: pytest.MonkeyPatch, capfd: p
         pytest.fail(f"README guide: unknown environment {env} in {line!r}")
     if words[:3] == ["uv", "run", "effnet"]:
         monkeypatch.syspath_prepend(str(project))  # PYTHONPATH=. (harmless without it: the dotted path needs it)
-        done = effnet(capfd, *words[3:])
+        seeded = [f"--seed_everything={seed}"] if seed is not None and words[3] == "fit" else []
+        done = effnet(capfd, *words[3:], *seeded)
         assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{done.stderr[-3000:]}"
         return done.stdout + done.stderr
     if words[:3] == ["uv", "run", "python"]:
@@ -163,14 +168,23 @@ def test_the_guide_has_its_files_and_examples() -> None:
     assert len(bash_examples()) == 3
 
 
-@pytest.mark.parametrize("example", bash_examples(), ids=example_id)
+def examples() -> list:
+    """The bash examples as test parameters; the one that trains asserts that it learnt: a learning test."""
+    return [
+        pytest.param(text, id=example_id(text), marks=[pytest.mark.learning] if "npz_try.yaml" in text else [])
+        for text in bash_examples()
+    ]
+
+
+@pytest.mark.parametrize("example", examples())
 def test_guide_example_runs_as_written(example, project, monkeypatch, capfd) -> None:
     if not (project / "data" / "npz").exists() and "make_npz.py" not in example:
         run_line("uv run python make_npz.py data/npz", project, monkeypatch, capfd)  # the data of the first example
     if "../my_package" in example:
         write_package(project)
     lines = example.replace("\\\n", " ").splitlines()  # a backslash-newline continues the line
-    printed = [run_line(line, project, monkeypatch, capfd) for line in lines if line.strip()]
+    seed = learning_seed() if "npz_try.yaml" in example else None
+    printed = [run_line(line, project, monkeypatch, capfd, seed) for line in lines if line.strip()]
     joined = "\n".join(printed)
     if "npz_try.yaml" in example:
         run = project / "runs" / "npz" / "version_0"

@@ -59,6 +59,11 @@ TF_BN_MOMENTUM, TF_BN_EPS = 0.01, 1e-3
 # Stochastic depth (paper §5.2: "survival probability 0.8"): block i of N drops with rate * i / N (TF
 # efficientnet_model.py, timm's builder), so block 0 never drops and the last block drops rate * (N-1) / N.
 DROP_PATH_RATE = 0.2
+# The classifier: timm and TF draw its weights from U(+-1/sqrt(num_classes)), a range set for ImageNet's 1000
+# classes. With fewer classes it widens as sqrt(1000 / num_classes): at 2 classes the first logits of a phi -4
+# network had std 8.6 and its loss was 4.0-5.6 against ln 2 = 0.69 (BENCHMARKS.md, "Small images"). Below 1000
+# classes the 1000-class range is kept, so the first logits are as small as ImageNet's (std 0.3-0.4).
+CLASSIFIER_INIT_CLASSES = 1000
 
 
 @dataclass(frozen=True)
@@ -173,5 +178,8 @@ def create_model(
         drop_rate=dropout,
         drop_path_rate=drop_path_rate,
     )
+    if num_classes < CLASSIFIER_INIT_CLASSES:  # timm/TF's U(+-1/sqrt(num_classes)) is set for 1000 classes
+        bound = CLASSIFIER_INIT_CLASSES**-0.5
+        nn.init.uniform_(model.classifier.weight, -bound, bound)
     model.scaling = scaling
     return model

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from imagenet_tree import COLORS, WNIDS, Tree, photo, write_tree
+from learning import learning_seed
 from PIL import Image
 
 from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFolderDataModule, decode_image
@@ -248,6 +249,7 @@ def test_full_train_crop_is_the_resized_image() -> None:
 
 
 # ---- end to end --------------------------------------------------------------------------------------------
+@pytest.mark.learning
 def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
     """`effnet fit` on the tree: val/acc1 far above chance (1/3); the unreadable file is named and counted.
 
@@ -264,7 +266,8 @@ def test_effnet_fit_learns_the_classes(tree: Tree, tmp_path: Path, recwarn: pyte
         ["fit", "--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16",
          "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--model.bn_momentum=0.5",
          "--model.optimizer=adamw", "--model.lr=0.05", f"--trainer.max_epochs={EPOCHS}", "--trainer.accelerator=cpu",
-         f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false", "--seed_everything=0"]
+         f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
+         f"--seed_everything={learning_seed()}"]
     )  # fmt: skip
     assert returncode == 0
     warned = [str(w.message) for w in recwarn]

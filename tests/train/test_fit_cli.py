@@ -31,6 +31,7 @@ def test_fit_writes_one_run_directory(trained):
     assert config["model"]["scaling"]["phi"] == -4.0 and config["trainer"]["max_epochs"] == TRAINED_EPOCHS
 
 
+@pytest.mark.learning
 def test_fit_learns_above_chance(trained):
     metrics = scalars(trained["run"])
     assert {"train/loss", "train/lr", "val/acc1", "val/acc5", "val_ema/acc1"} <= set(metrics)
@@ -45,6 +46,7 @@ def test_checkpoint_holds_the_linked_num_classes(trained):
     assert checkpoint["global_step"] == TRAINED_EPOCHS * STEPS_PER_EPOCH
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("command, metric", [("validate", "val/acc1"), ("test", "test/acc1")])
 def test_validate_and_test_from_checkpoint(trained, tmp_path, capfd, command, metric):
     run = tmp_path / "copied" / "version_0"

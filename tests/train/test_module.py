@@ -7,6 +7,7 @@ import pytest
 import torch
 from callbacks_testkit import SANITY_STEPS, make_trainer
 from jsonargparse import Namespace
+from learning import learning_seed
 from timm.optim import RMSpropTF
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -72,8 +73,9 @@ def test_other_optimizers(tmp_path, name, cls):
         assert trainer.optimizers[0].param_groups[0]["nesterov"] is True
 
 
+@pytest.mark.learning
 def test_learns_and_logs_metric_names(tmp_path):
-    pl.seed_everything(0)
+    pl.seed_everything(learning_seed())
     module = tiny(
         lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0, lr_schedule="constant"
     )
