@@ -21,11 +21,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-<<<<<<< HEAD
-__all__ = ["batchnorm_statistics_frozen"]
-=======
 __all__ = ["BATCH_NORMS", "batchnorm_statistics_frozen"]
->>>>>>> study
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm BatchNormAct2d: BatchNorm2d
 
