@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -101,3 +102,16 @@ def tarfile_flavour(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     if request.param == "no data filter" and hasattr(tarfile, "data_filter"):
         monkeypatch.delattr(tarfile, "data_filter")
     return request.param
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """With EFFNET_LEARNING_LOG set, append what each learning test measured (its `record_property` values) to
+    that file, one JSON line per test, so that its bound can be set from every machine's numbers."""
+    from learning import LOG_VARIABLE, machine
+
+    log = os.environ.get(LOG_VARIABLE)
+    if not log or report.when != "call" or not report.user_properties:
+        return
+    row = {"test": report.nodeid, "outcome": report.outcome, **machine(), "measured": dict(report.user_properties)}
+    with open(log, "a") as file:
+        file.write(json.dumps(row) + "\n")

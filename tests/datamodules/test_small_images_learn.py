@@ -7,6 +7,7 @@ the whole image: val top-1 fell far below train top-1 (measured in BENCHMARKS.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,9 @@ def write_folder(root: Path, seed: int) -> None:
 
 
 @pytest.mark.learning
-def test_small_pngs_learn_and_eval_tracks_train(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+def test_small_pngs_learn_and_eval_tracks_train(
+    tmp_path: Path, capfd: pytest.CaptureFixture, record_property: Callable
+) -> None:
     seed = learning_seed()
     write_folder(tmp_path / "shapes", seed)
     runs = tmp_path / "runs"
@@ -69,6 +72,8 @@ def test_small_pngs_learn_and_eval_tracks_train(tmp_path: Path, capfd: pytest.Ca
     done = effnet(capfd, "test", *common, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
     assert done.returncode == 0, done.stderr[-3000:]
     test = scalars(run / "eval" / "version_0")["test/acc1"][-1]
+    for name, value in (("train/acc1", train), ("val/acc1", val), ("test/acc1", test)):
+        record_property(name, value)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["data_config"]["eval_side_range"] == [32, 64]  # the rule that eval used, for export and cam
     # chance 0.25

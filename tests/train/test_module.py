@@ -74,7 +74,7 @@ def test_other_optimizers(tmp_path, name, cls):
 
 
 @pytest.mark.learning
-def test_learns_and_logs_metric_names(tmp_path):
+def test_learns_and_logs_metric_names(tmp_path, record_property):
     pl.seed_everything(learning_seed())
     module = tiny(
         lr=0.5, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0, drop_path_rate=0.0, lr_schedule="constant"
@@ -83,9 +83,11 @@ def test_learns_and_logs_metric_names(tmp_path):
     trainer = fit(module, data, tmp_path, max_epochs=6)
     metrics = trainer.callback_metrics
     assert {"train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5"} <= set(metrics)
+    record_property("val/acc1", float(metrics["val/acc1"]))
     assert metrics["val/acc1"] > 0.8  # chance is 1/3
     assert metrics["val/acc5"] == 1.0  # top-min(5, 3) of three classes
     (result,) = trainer.test(module, datamodule=data, verbose=False)
+    record_property("test/acc1", result["test/acc1"])
     assert result["test/acc1"] > 0.8 and "test/acc5" in result
     probabilities = torch.cat(trainer.predict(module, datamodule=data))
     assert probabilities.shape == (96, 3)
