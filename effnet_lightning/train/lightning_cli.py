@@ -375,7 +375,7 @@ def _differing_keys(config: Namespace, recorded: dict[str, Any], check_data: boo
         else:
             then, now = data_then.get("init_args") or {}, data_now.get("init_args") or {}
             for key in sorted(set(then) | set(now)):
-                if key not in RESUME_MAY_CHANGE["data"] and then.get(key) != now.get(key):
+                if key not in RESUME_MAY_CHANGE["data"] and _comparable(then.get(key)) != _comparable(now.get(key)):
                     differing.append(f"data.{key}: checkpoint {then.get(key)!r}, now {now.get(key)!r}")
     return differing
 
@@ -384,7 +384,16 @@ def _differences(key: str, then: Any, now: Any) -> list[str]:
     """`key: checkpoint A, now B`, one per differing leaf of a nested section (`model.scaling.phi: ...`)."""
     if isinstance(then, dict) and isinstance(now, dict):
         return [d for k in sorted(set(then) | set(now)) for d in _differences(f"{key}.{k}", then.get(k), now.get(k))]
-    return [] if then == now else [f"{key}: checkpoint {then!r}, now {now!r}"]
+    return [] if _comparable(then) == _comparable(now) else [f"{key}: checkpoint {then!r}, now {now!r}"]
+
+
+def _comparable(value: Any) -> Any:
+    """A setting as config.yaml holds it: YAML has no tuples, so a parsed `scale: (0.08, 1.0)` reads back as a list."""
+    if isinstance(value, tuple | list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
 
 
 def _explicit_values(values: dict[str, Any], cls: type) -> dict[str, Any]:

@@ -286,6 +286,23 @@ def test_effnet_fit_learns_the_classes(
     assert len(accuracy) == EPOCHS and sum(accuracy[-4:]) / 4 >= 0.6, accuracy  # chance 1/3
 
 
+def test_a_folder_run_resumes_with_its_own_config(tree: Tree, tmp_path: Path) -> None:
+    """The run's config.yaml holds `scale`/`ratio` as YAML lists, the parsed arguments as tuples: the same settings,
+    so resuming with the same arguments continues the run (it was refused as "trained with other settings")."""
+    from effnet_lightning.cli import main
+
+    runs = tmp_path / "runs"
+    args = ["--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16", "--data.num_workers=0",
+            "--data.scale=[0.5, 1.0]", "--model.scaling.phi=-4", "--model.scaling.resolution=32",
+            "--trainer.accelerator=cpu", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+            f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0
+    assert main(["fit", *args, "--trainer.max_epochs=2", "--ckpt_path=last"]) == 0
+    checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2  # continued in its own folder
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+
+
 @pytest.mark.parametrize("variant", ["b0", "b3", "b7"])
 def test_imagenet_configs_parse(variant: str, capsys: pytest.CaptureFixture) -> None:
     from effnet_lightning.cli import main
