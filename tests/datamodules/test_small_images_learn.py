@@ -76,6 +76,8 @@ def test_small_pngs_learn_and_eval_tracks_train(
         record_property(name, value)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["data_config"]["eval_side_range"] == [32, 64]  # the rule that eval used, for export and cam
-    # chance 0.25
-    assert train >= 0.6 and val >= 0.6 and test >= 0.6, (train, val, test)
-    assert abs(val - train) <= 0.25 and abs(test - train) <= 0.25, (train, val, test)
+    # Chance 0.25. Over 1 and 2 threads, default and AVX2 kernels and seeds 0-2 (BENCHMARKS.md): train 0.68-0.77,
+    # val and test 0.73-0.95, and eval at least 0.04 above train (train is the last epoch's running accuracy on
+    # augmented images). Before the shared field of view, eval fell far below train.
+    assert train >= 0.5 and val >= 0.55 and test >= 0.55, (train, val, test)
+    assert val >= train - 0.15 and test >= train - 0.15, (train, val, test)
