@@ -3,12 +3,14 @@ ranks share the work and the writing), and in bf16-mixed, in process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from cifar_standin import write_cifar10, write_sitecustomize
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scalars, subprocess_env
+from learning import learning_seed
 
 
 def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Path) -> None:
@@ -31,17 +33,30 @@ def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Pa
     assert "sync_dist" not in out.stderr  # per-class accuracy is logged already reduced (confusion_matrix.py)
 
 
-def test_bf16_mixed_on_cpu_end_to_end(cifar10_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+@pytest.mark.learning
+def test_bf16_mixed_on_cpu_end_to_end(
+    cifar10_root: Path, tmp_path: Path, capfd: pytest.CaptureFixture, record_property: Callable
+) -> None:
     runs = tmp_path / "runs_bf16"
     args = debug_args(
-        cifar10_root, runs, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1", "--trainer.precision=bf16-mixed"
+        cifar10_root,
+        runs,
+        "--trainer.max_epochs=2",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.precision=bf16-mixed",
+        "--model.lr=0.064",
+        f"--seed_everything={learning_seed()}",
     )
     done = effnet(capfd, "fit", *args)
     assert done.returncode == 0, done.stderr[-3000:]
-    # It trains: the loss falls. (Validation accuracy after 30 steps is too noisy to bound: 0.15-0.63 over seeds,
-    # in fp32 alike.) Measured over seeds 0, 1, 7, 42: last-5 / first-5 mean loss 0.32-0.49.
+    # It trains: the loss falls from chance (ln 10 = 2.30, where the 1000-class classifier init starts it; lr 4x the
+    # debug config's, which fell only to 0.76-0.82 of it in 30 steps). Validation accuracy after 30 steps is too
+    # noisy to bound (0.15-0.63 over seeds, in fp32 alike); the bound sits below the cross-machine table's worst
+    # last-5 / first-5 mean loss (BENCHMARKS.md; 0.57-0.63 over seeds 0-2 here).
     loss = scalars(runs / "version_0")["train/loss"]
-    assert len(loss) == 2 * STEPS_PER_EPOCH and sum(loss[-5:]) < 0.75 * sum(loss[:5]), loss
+    assert len(loss) == 2 * STEPS_PER_EPOCH
+    record_property("loss ratio", sum(loss[-5:]) / sum(loss[:5]))
+    assert sum(loss[-5:]) < 0.85 * sum(loss[:5]), loss
     checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     assert checkpoint["state_dict"]["model.conv_stem.weight"].dtype == torch.float32  # master weights stay fp32
