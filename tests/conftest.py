@@ -17,6 +17,13 @@ sys.pycache_prefix, sys.dont_write_bytecode = str(PYCACHE), False
 os.environ["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+# `uv run pytest` runs the tests in one process per core (pytest-xdist, `-n auto` in pyproject.toml). torch would
+# give each of them a thread per core too, and OpenMP threads that outnumber the cores wait on each other (a fit ran
+# 14x slower that way here), so each worker and the processes it starts get one thread unless OMP_NUM_THREADS says
+# otherwise (../shared/tools/cross-machine sets it, to run the learning tests with 1 and 2 threads).
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
 # Lightning's log handler keeps the sys.stderr of its import. Imported here, before any test's capfd swaps in a
 # stream that closes when that test ends, so later in-process runs do not log into a closed file.
 # Shared helpers (run helpers, testkits) live in tests/support/ and are imported by plain name, as is the CIFAR-10
