@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import os
@@ -168,21 +169,19 @@ class EffnetCLI(LightningCLI):
             }
         )
         # Trainer additions as visible, removable defaults (null drops one)
-        parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=lazy_instance(AtomicCheckpointIO))
-        parser.add_argument("--rng_state", type=RNGState | None, default=lazy_instance(RNGState))
-        parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=lazy_instance(ResumeOverrides))
-        parser.add_argument(
-            "--prediction_writer", type=PredictionWriter | None, default=lazy_instance(PredictionWriter)
-        )
-        parser.add_argument("--plain_log", type=PlainLog | None, default=lazy_instance(PlainLog))  # fit only
-        parser.add_argument("--run_summary", type=RunSummary | None, default=lazy_instance(RunSummary))  # fit only
+        parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=_default_of(AtomicCheckpointIO))
+        parser.add_argument("--rng_state", type=RNGState | None, default=_default_of(RNGState))
+        parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=_default_of(ResumeOverrides))
+        parser.add_argument("--prediction_writer", type=PredictionWriter | None, default=_default_of(PredictionWriter))
+        parser.add_argument("--plain_log", type=PlainLog | None, default=_default_of(PlainLog))  # fit only
+        parser.add_argument("--run_summary", type=RunSummary | None, default=_default_of(RunSummary))  # fit only
         parser.add_argument(  # fit only
-            "--confusion_matrix", type=ConfusionMatrix | None, default=lazy_instance(ConfusionMatrix)
+            "--confusion_matrix", type=ConfusionMatrix | None, default=_default_of(ConfusionMatrix)
         )
         parser.add_argument(  # fit only
-            "--prediction_grid", type=PredictionGrid | None, default=lazy_instance(PredictionGrid)
+            "--prediction_grid", type=PredictionGrid | None, default=_default_of(PredictionGrid)
         )
-        parser.add_argument("--cam_images", type=CAMImages | None, default=lazy_instance(CAMImages))  # fit only
+        parser.add_argument("--cam_images", type=CAMImages | None, default=_default_of(CAMImages))  # fit only
 
     # ---- --ckpt_path: which checkpoint, and is it compatible (runs before LightningCLI reads its hparams) ------
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -355,6 +354,20 @@ def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, 
     if config_file is not None and config_file.is_file():
         recorded["data"] = (yaml.safe_load(config_file.read_text()) or {}).get("data")
     return recorded
+
+
+@functools.cache
+def _class_path(cls: type) -> Namespace:
+    """`class_path` of a trainer addition's default, as jsonargparse writes a `lazy_instance` default. Cached:
+    lazy_instance looks up its caller with inspect.stack(), which reads every frame of the stack: 20 ms a call
+    inside a study or a test run, and a CLI adds nine such defaults per subcommand."""
+    return lazy_instance(cls).lazy_get_init_data()
+
+
+def _default_of(cls: type) -> dict[str, Any]:
+    """The default for one parser, as the dict with `class_path` that jsonargparse takes; a fresh copy each time
+    (a parser keeps and may change its defaults)."""
+    return _class_path(cls).as_dict()
 
 
 def _differing_keys(config: Namespace, recorded: dict[str, Any], check_data: bool) -> list[str]:

@@ -32,7 +32,7 @@ B0_AT_32PX = ("--model.scaling.phi=null", "--model.scaling.variant=b0", "--model
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> dict:
     root = tmp_path_factory.mktemp("export")
-    args = debug_args(cifar10_module, root / "runs", "--trainer.max_epochs=3", *B0_AT_32PX)
+    args = debug_args(cifar10_module, root / "runs", "--trainer.max_epochs=1", *B0_AT_32PX)  # 15 steps
     assert main(["fit", *args]) == 0
     return {"ckpt": root / "runs" / "version_0" / "checkpoints" / "last.ckpt", "data": cifar10_module}
 
