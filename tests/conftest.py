@@ -119,6 +119,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     log = os.environ.get(LOG_VARIABLE)
     if not log or report.when != "call" or not report.user_properties:
         return
+    if hasattr(report, "node"):  # pytest-xdist's controller, receiving a worker's report: the worker wrote it
+        return
     row = {"test": report.nodeid, "outcome": report.outcome, **machine(), "measured": dict(report.user_properties)}
     with open(log, "a") as file:
         file.write(json.dumps(row) + "\n")
