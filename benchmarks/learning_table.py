@@ -2,7 +2,10 @@
 EFFNET_LEARNING_LOG is set, print one row per test and metric with every combination's value and the worst.
 
     rm -f /tmp/learning.jsonl
-    EFFNET_LEARNING_LOG=/tmp/learning.jsonl ../shared/tools/cross-machine -m learning
+    for t in 1 2; do for c in default avx2; do for s in 0 1 2; do
+        OMP_NUM_THREADS=$t ATEN_CPU_CAPABILITY=$c EFFNET_TEST_SEED=$s EFFNET_LEARNING_LOG=/tmp/learning.jsonl \
+            uv run pytest -m learning
+    done; done; done
     uv run python benchmarks/learning_table.py /tmp/learning.jsonl
 
 A test's bound must sit well below its worst value here (README, "Tests that learn").

@@ -20,7 +20,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # `uv run pytest` runs the tests in one process per core (pytest-xdist, `-n auto` in pyproject.toml). torch would
 # give each of them a thread per core too, and OpenMP threads that outnumber the cores wait on each other (a fit ran
 # 14x slower that way here), so each worker and the processes it starts get one thread unless OMP_NUM_THREADS says
-# otherwise (../shared/tools/cross-machine sets it, to run the learning tests with 1 and 2 threads).
+# otherwise (set it to check the learning tests with 1 and 2 threads: README, "Tests that learn").
 if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
