@@ -17,10 +17,11 @@ sys.pycache_prefix, sys.dont_write_bytecode = str(PYCACHE), False
 os.environ["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-# `uv run pytest` runs the tests in one process per core (pytest-xdist, `-n auto` in pyproject.toml). torch would
-# give each of them a thread per core too, and OpenMP threads that outnumber the cores wait on each other (a fit ran
-# 14x slower that way here), so each worker and the processes it starts get one thread unless OMP_NUM_THREADS says
-# otherwise (set it to check the learning tests with 1 and 2 threads: README, "Tests that learn").
+# `uv run pytest` runs the tests in worker processes (pytest-xdist, `-n auto` in pyproject.toml): as many as there
+# are cores, each with one torch thread (and the processes it starts), because OpenMP threads that outnumber the
+# cores wait on each other (a fit ran 14x slower that way here). With OMP_NUM_THREADS set (as to check the learning
+# tests with 1 and 2 threads: README, "Tests that learn") each worker keeps that many threads and there are fewer
+# workers (pytest_xdist_auto_num_workers, below).
 if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
@@ -109,6 +110,14 @@ def tarfile_flavour(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     if request.param == "no data filter" and hasattr(tarfile, "data_filter"):
         monkeypatch.delattr(tarfile, "data_filter")
     return request.param
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per OMP_NUM_THREADS threads of the cores this process may use (one thread a worker
+    when it is not set)."""
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # not macOS
+    return max(1, cores // threads)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
