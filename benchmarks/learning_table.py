@@ -1,5 +1,6 @@
 """The learning tests' numbers over machines: read the JSON lines that tests/conftest.py appends when
-EFFNET_LEARNING_LOG is set, print one row per test and metric with every combination's value and the worst.
+EFFNET_LEARNING_LOG is set, print one row per test and metric with every combination's value and the worst (the
+lowest; the highest for a loss).
 
     rm -f /tmp/learning.jsonl
     for t in 1 2; do for c in default avx2; do for s in 0 1 2; do
@@ -35,7 +36,8 @@ def main() -> None:
     print("|---|---|" + "---|" * (len(combinations) + 1))
     for (test, metric), by_combination in sorted(values.items()):
         cells = " | ".join(f"{by_combination[c]:.3f}" if c in by_combination else "-" for c in combinations)
-        print(f"| {test} | {metric} | {cells} | {min(by_combination.values()):.3f} |")
+        worst = max if "loss" in metric else min  # a loss (or a ratio of losses) is worse when higher
+        print(f"| {test} | {metric} | {cells} | {worst(by_combination.values()):.3f} |")
 
 
 if __name__ == "__main__":

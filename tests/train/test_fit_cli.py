@@ -37,7 +37,7 @@ def test_fit_learns_above_chance(trained, record_property):
     record_property("val/acc1", metrics["val/acc1"][-1])
     record_property("val_ema/acc1", metrics["val_ema/acc1"][-1])
     assert {"train/loss", "train/lr", "val/acc1", "val/acc5", "val_ema/acc1"} <= set(metrics)
-    # 10 classes, chance 0.1; measured after 4 epochs: val/acc1 0.72, val_ema/acc1 0.90
+    # 10 classes, chance 0.1; over threads, kernels and seeds (BENCHMARKS.md): val/acc1 0.67-1.0, val_ema 0.86-0.92
     assert metrics["val/acc1"][-1] > 0.4 and metrics["val_ema/acc1"][-1] > 0.4
 
 
@@ -59,7 +59,7 @@ def test_validate_and_test_from_checkpoint(trained, tmp_path, capfd, record_prop
     assert metric in done.stdout
     value = float(done.stdout.split(metric)[1].split()[1].strip("│"))
     record_property(metric, value)
-    assert value > 0.4  # chance 0.1; measured 0.72
+    assert value > 0.3  # chance 0.1; 0.57-0.98 over threads, kernels and seeds (BENCHMARKS.md)
 
 
 def test_predict_writes_probabilities(trained, tmp_path, capfd):
