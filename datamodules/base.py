@@ -10,7 +10,7 @@ normalizes it.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +30,8 @@ from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 
 __all__ = ["ArrayDataset", "ImageDataModule", "TransformedDataset"]
+
+log = logging.getLogger(__name__)
 
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
@@ -226,8 +228,9 @@ class ImageDataModule(LightningDataModule):
 
 @rank_zero_only
 def _note(message: str) -> None:
-    """One line on stderr (a Python warning would add the source line under it), once per run, not per rank."""
-    print(f"effnet: note: {message}", file=sys.stderr, flush=True)
+    """One line on stderr under `effnet` (a Python warning would add the source line under it), once per run, not
+    per rank; a warning record, so that a script's default logging shows it too."""
+    log.warning(f"effnet: note: {message}")
 
 
 class TransformedDataset(Dataset):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from effnet_lightning.console import console
 from effnet_lightning.datamodules.base import ImageDataModule
 
 
@@ -76,11 +77,13 @@ class WithTestSplit(Gradient):
 def test_the_fallback_to_validation_images_is_said_in_one_line(stage: str, capfd: pytest.CaptureFixture) -> None:
     """It used to be a Python warning (two lines, the second a line of base.py) that read as if test/* were a
     test split's numbers."""
-    NoTestSplit("unused").setup(stage)
+    with console():  # as under `effnet`
+        NoTestSplit("unused").setup(stage)
     lines = capfd.readouterr().err.splitlines()
     what = "predict uses the validation images" if stage == "predict" else "test/* are the validation images'"
     assert len(lines) == 1 and lines[0].startswith(f"effnet: note: NoTestSplit has no test split: {what}")
-    WithTestSplit("unused").setup(stage)
+    with console():
+        WithTestSplit("unused").setup(stage)
     assert capfd.readouterr().err == ""
 
 
