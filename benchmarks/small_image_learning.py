@@ -32,7 +32,8 @@ from timm.optim import RMSpropTF, create_optimizer_v2
 from effnet_lightning.callbacks.ema import tf_ema_decay
 from effnet_lightning.datamodules.base import ArrayDataset, ImageDataModule
 from effnet_lightning.datamodules.transforms import pad_random_crop
-from effnet_lightning.model.network import create_model
+from effnet_lightning.model.grad_checkpointing import BATCH_NORMS
+from effnet_lightning.model.network import CLASSIFIER_INIT_CLASSES, create_model
 from effnet_lightning.model.scaling import ScalingSpec
 from effnet_lightning.train.lr_schedule import create_lr_scheduler, epochs_done
 
@@ -132,8 +133,8 @@ def init_head(model: torch.nn.Module, how: str) -> None:
         torch.nn.init.uniform_(head.weight, -bound, bound)
     elif how == "zero":
         torch.nn.init.zeros_(head.weight)
-    elif how == "imagenet":
-        bound = 1 / math.sqrt(1000)
+    elif how == "imagenet":  # what create_model keeps below 1000 classes
+        bound = 1 / math.sqrt(CLASSIFIER_INIT_CLASSES)
         torch.nn.init.uniform_(head.weight, -bound, bound)
     elif how == "fan_in":
         bound = 1 / math.sqrt(head.in_features)
@@ -158,7 +159,7 @@ def accuracy_bn_recomputed(model: torch.nn.Module, data: Toy) -> float:
     over one pass of the training images, as timm's/pycls' "precise BN"): tells stale statistics from bad weights."""
     model = copy.deepcopy(model)
     for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, BATCH_NORMS):
             module.reset_running_stats()
             module.momentum = None  # cumulative moving average
     model.train()
@@ -187,7 +188,7 @@ def relative_change(before: dict[str, torch.Tensor], model: torch.nn.Module, hea
     for name, param in model.named_parameters():
         if param.ndim < 2 or name.startswith("classifier") != head:
             continue
-        num += float((param - before[name]).pow(2).sum())
+        num += float((param.detach() - before[name]).pow(2).sum())
         den += float(before[name].pow(2).sum())
     return math.sqrt(num / den) if den else math.inf
 
