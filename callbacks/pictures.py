@@ -116,13 +116,9 @@ def labelled(picture: np.ndarray, caption: Caption, side: int) -> np.ndarray:
 
 
 def tile(cells: Sequence[np.ndarray], per_row: int, pad: int = PAD_PX) -> np.ndarray:
-    """Equal-sized (H, W, 3) uint8 cells in rows of `per_row`, `pad` px of white between and around them."""
-    height, width = cells[0].shape[:2]
-    rows = -(-len(cells) // per_row)
-    columns = min(per_row, len(cells))
-    grid = np.full((pad + rows * (height + pad), pad + columns * (width + pad), 3), 255, dtype=np.uint8)
-    for index, cell in enumerate(cells):
-        top = pad + (index // per_row) * (height + pad)
-        left = pad + (index % per_row) * (width + pad)
-        grid[top : top + height, left : left + width] = cell
-    return grid
+    """Equal-sized (H, W, 3) uint8 cells in rows of `per_row`, `pad` px of white between and around them
+    (torchvision's make_grid; a single cell comes back as it is)."""
+    from torchvision.utils import make_grid
+
+    batch = torch.from_numpy(np.stack(cells)).permute(0, 3, 1, 2)
+    return np.ascontiguousarray(make_grid(batch, nrow=per_row, padding=pad, pad_value=255).permute(1, 2, 0).numpy())
