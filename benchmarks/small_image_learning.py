@@ -1,10 +1,10 @@
-"""Why a tiny EfficientNet does or does not learn the README extension guide's toy: one factor at a time.
+"""Why a tiny EfficientNet does or does not learn the guide toy (docs/datamodules.md): one factor at a time.
 
 The toy is the guide's `make_npz.py` data (two classes of 8x8 images, 128 train / 64 val) and its `npz_try.yaml`
 recipe: phi -4 at 32 px, batch 16, 3 epochs (24 updates), RMSpropTF at LR 0.016 per 256 images, 0.5 epochs of
 warm-up, BN momentum 0.1, label smoothing 0.1, pad-1 shift augmentation. This is a bare loop over the project's
 own pieces (create_model, the datamodule base's loader and on-device resize, timm's optimizer and the
-project's LR scheduler), so one run costs seconds, not the CLI's minute; tests/test_readme_guide.py runs the
+project's LR scheduler), so one run costs seconds, not the CLI's minute; tests/docs/test_guide.py runs the
 real thing. Each row changes one thing against the guide's recipe:
 
     uv run python benchmarks/small_image_learning.py                      # all arms, seeds 0-2

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "effnet_lightning.datamodules"
 PACKAGE = "effnet_lightning.datamodules"
 BUILT_IN = frozenset({"base", "cifar10", "image_folder", "imagenet"})  # the datamodule files this repository ships
-GUIDE = "see README 'Extension guide'"
+GUIDE = "see docs/datamodules.md"
 CLOSE_MATCH_CUTOFF = 0.6  # difflib's default similarity ratio: "Cifar10DataModul" -> "CIFAR10DataModule"
 
 

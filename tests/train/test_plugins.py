@@ -173,7 +173,7 @@ def test_labels_beyond_num_classes_name_both(plugins: Path, tmp_path: Path, capf
 # ---- a `--data` value that names no usable datamodule -------------------------------------------------------------
 NOT_A_DATAMODULE = "class NotData:\n    pass\n"
 OTHER_CLASS = "from lightning.pytorch import LightningDataModule\n\n\nclass OtherData(LightningDataModule):\n    pass\n"
-GUIDE = "see README 'Extension guide'"
+GUIDE = "see docs/datamodules.md"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Every example of the README's "Extension guide" runs as written (a new user copies them).
+"""Every example of the guide to writing a datamodule (docs/datamodules.md) runs as written (a new user copies them).
 
-The guide's fenced blocks are read from README.md: a python or yaml block whose first line is `# name.py: ...` is
+The guide's fenced blocks are read from its page: a python or yaml block whose first line is `# name.py: ...` is
 that file, a toml block is the plugin package's pyproject.toml, and each bash block is one example, run line by
 line in a fresh folder that stands for the effnet project (its parent holds `my_package/`):
 - `uv run python X ...` runs X in this process; `[PYTHONPATH=.] uv run effnet ...` calls `cli.main` (PYTHONPATH=.
@@ -30,8 +30,7 @@ from learning import learning_seed
 
 import effnet_lightning.datamodules as datamodules_package
 
-README = Path(__file__).parents[1] / "README.md"
-GUIDE_HEADING = "## Extension guide"
+GUIDE = Path(__file__).parents[2] / "docs" / "datamodules.md"
 BLOCK = re.compile(r"^( *)```(\w+)\n(.*?)^\1```", re.S | re.M)  # fenced block, possibly indented in a list
 FILE_LINE = re.compile(r"# (\S+\.(?:py|yaml)):")
 
@@ -43,11 +42,7 @@ class Block:
 
 
 def guide_blocks() -> list[Block]:
-    readme = README.read_text()
-    start = readme.index(GUIDE_HEADING)
-    end = readme.find("\n## ", start + 1)
-    guide = readme[start : end if end != -1 else None]
-    return [Block(lang, textwrap.dedent(text)) for _, lang, text in BLOCK.findall(guide)]
+    return [Block(lang, textwrap.dedent(text)) for _, lang, text in BLOCK.findall(GUIDE.read_text())]
 
 
 def guide_files() -> dict[str, str]:
@@ -98,9 +93,9 @@ def run_line(
         key, value = words.pop(0).split("=", 1)
         env[key] = value
     if env.pop("PYTHONPATH", ".") != ".":
-        pytest.fail(f"README guide: only PYTHONPATH=. is understood in {line!r}")
+        pytest.fail(f"guide: only PYTHONPATH=. is understood in {line!r}")
     if env:
-        pytest.fail(f"README guide: unknown environment {env} in {line!r}")
+        pytest.fail(f"guide: unknown environment {env} in {line!r}")
     if words[:3] == ["uv", "run", "effnet"]:
         monkeypatch.syspath_prepend(str(project))  # PYTHONPATH=. (harmless without it: the dotted path needs it)
         seeded = [f"--seed_everything={seed}"] if seed is not None and words[3] == "fit" else []
@@ -123,7 +118,7 @@ def run_line(
         return ""
     if words == ["uv", "sync", "--inexact"]:
         return ""  # keeps what was installed: nothing to do here
-    pytest.fail(f"README guide: the test does not know how to run {line!r}; teach tests/test_readme_guide.py")
+    pytest.fail(f"guide: the test does not know how to run {line!r}; teach tests/docs/test_guide.py")
 
 
 def install_editable(package: Path, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
