@@ -9,7 +9,7 @@ lowest; the highest for a loss).
     done; done; done
     uv run python benchmarks/learning_table.py /tmp/learning.jsonl
 
-A test's bound must sit well below its worst value here (README, "Tests that learn").
+A test's bound must sit well below its worst value here (CONTRIBUTING.md, "Tests that learn").
 """
 
 from __future__ import annotations

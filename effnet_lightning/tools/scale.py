@@ -6,7 +6,7 @@ one image keeps for its backward pass, with and without gradient checkpointing).
 refused by arithmetic before any build.
 
 torch and timm are imported by the functions that build and count, not here: `effnet scale --help` and a
-mistyped argument answer at once, and nothing here imports Lightning (tests/test_startup.py).
+mistyped argument answer at once, and nothing here imports Lightning (tests/train/test_startup.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Thread count and SIMD width change the floats of every training step, so such a test is a claim about every
 machine. It trains with the seed in EFFNET_TEST_SEED (default 0), so that its bound can be checked over threads,
-kernels and seeds before it is trusted (README, "Tests that learn").
+kernels and seeds before it is trusted (CONTRIBUTING.md, "Tests that learn").
 
 Each learning test also records what it measured with pytest's `record_property`; with EFFNET_LEARNING_LOG set,
 tests/conftest.py appends those values, with the thread count, kernels and seed, to that JSON-lines file, and

@@ -18,7 +18,7 @@ from effnet_lightning.datamodules.image_folder import ImageFolderDataModule
 from effnet_lightning.datamodules.imagenet import SYNSET_MAPPING, ImageNetDataModule
 from effnet_lightning.train.lightning_cli import EffnetCLI
 
-STANDIN_TEST_IMAGES = 200  # tests/cifar_standin.py's test_batch
+STANDIN_TEST_IMAGES = 200  # benchmarks/cifar_standin.py's test_batch
 
 
 @pytest.fixture(scope="module")
