@@ -4,8 +4,8 @@ else parsed and config-checked by the command's own parser; one that needs a GPU
 Commands are read from README.md, CONTRIBUTING.md, BENCHMARKS.md and docs/: the lines of fenced blocks (in a block
 with `$ ` prompts only those lines; a backslash-newline continues a line) and inline code spans that start with
 the command. A span with a placeholder (`...`, `|`, `[`, `<`, a capitalised word such as `KIND` or `A.ckpt`) is a
-synopsis, and a span of one word after `effnet` names a command (`effnet export`): neither is run. The guide's bash blocks (docs/datamodules.md) are run line by line by
-tests/docs/test_guide.py and are left to it.
+synopsis, and a span of one word after `effnet` names a command (`effnet export`): neither is run. The guide's
+bash blocks (docs/datamodules.md) are run line by line by tests/docs/test_guide.py and are left to it.
 
 How each is checked, in process (`cli.main`):
 - `fit`, `validate`, `test`, `predict`: the whole command line with `--print_config` (LightningCLI parses the
