@@ -228,3 +228,15 @@ def check_study(command: Command, argv: list[str], capfd: pytest.CaptureFixture)
     assert plan.arms, f"{command}: plans no arm"
     done = effnet(capfd, "fit", "--config", args.config, *overrides, "--print_config")
     assert done.returncode == 0, f"{command}: fit refused its overrides\n{done.stderr[-2000:]}"
+
+
+def test_the_readme_python_runs(capsys: pytest.CaptureFixture) -> None:
+    """The README's lines of Python, as written: a B0, a φ = 1.5 network's forward pass, a width-only solution."""
+    (code,) = [block.text for block in blocks(ROOT / "README.md") if block.lang == "python"]
+    assert len(code.strip().splitlines()) <= 10
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert tuple(scope["logits"].shape) == (1, 10)
+    assert scope["spec"].resolution == 276  # 224 * 1.15**1.5 = 276.2, on the 4 px grid
+    assert abs(scope["width_only"].deviation) < 0.05
+    assert "torch.Size([1, 10])" in capsys.readouterr().out
