@@ -8,6 +8,7 @@ names are checked here.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
@@ -22,6 +23,12 @@ TOP_LEVEL = ("effnet_lightning", "datamodules", "callbacks", "configs", "tests",
 REPO_PATH = re.compile(rf"(?<![\w./~-])(?:{'|'.join(re.escape(t) for t in TOP_LEVEL)})/[\w./-]*")
 TOP_FILES = re.compile(r"(?<![\w./-])(?:README|CONTRIBUTING|BENCHMARKS|CHANGELOG)\.md|(?<![\w./-])mkdocs\.yml")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+DOTTED = re.compile(r"(?<![\w./-])effnet_lightning(?:\.\w+)+")
+NOT_OBJECTS = {  # dotted names the documents use that are not importable objects, and what they are
+    "effnet_lightning.output": "the logger a command's result goes to",
+    "effnet_lightning.datamodules.my_data.NpzImages": "the guide's datamodule, dropped into datamodules/",
+    "effnet_lightning.callbacks.NAME": "a placeholder for a new callback",
+}
 
 
 def test_the_site_builds_strict(tmp_path: Path) -> None:
@@ -66,3 +73,27 @@ def test_the_readme_is_a_front_door() -> None:
     assert len(readme.encode()) <= 12_000
     assert "uv run pytest" in readme  # what .ci/run runs
     assert "uv run effnet fit --config configs/b1_cifar.yaml" in readme
+
+
+def resolves(dotted: str) -> bool:
+    """Whether `dotted` is a module of the package or an attribute of one."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("document", documents(), ids=relative)
+def test_every_dotted_name_a_document_gives_imports(document: Path) -> None:
+    """`effnet_lightning.x.y` in a document is a class path a reader types into a config or an import."""
+    names = set(DOTTED.findall(document.read_text())) - set(NOT_OBJECTS)
+    missing = sorted(name for name in names if not resolves(name))
+    assert not missing, f"{relative(document)} names what does not import: {missing}"

@@ -12,7 +12,8 @@ INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")  # one inline code span
 
 
 def documents() -> list[Path]:
-    """README.md, CONTRIBUTING.md, BENCHMARKS.md and every page under docs/."""
+    """README.md, CONTRIBUTING.md, BENCHMARKS.md and every page under docs/ (not CHANGELOG.md: a record of
+    changes names what is gone)."""
     top = [ROOT / name for name in ("README.md", "CONTRIBUTING.md", "BENCHMARKS.md") if (ROOT / name).is_file()]
     return top + sorted((ROOT / "docs").rglob("*.md"))
 
