@@ -20,8 +20,8 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # `uv run pytest` runs the tests in worker processes (pytest-xdist, `-n auto` in pyproject.toml): as many as there
 # are cores, each with one torch thread (and the processes it starts), because OpenMP threads that outnumber the
 # cores wait on each other (a fit ran 14x slower that way here). With OMP_NUM_THREADS set (as to check the learning
-# tests with 1 and 2 threads: CONTRIBUTING.md, "Tests that learn") each worker keeps that many threads and there are fewer
-# workers (pytest_xdist_auto_num_workers, below).
+# tests with 1 and 2 threads: CONTRIBUTING.md, "Tests that learn") each worker keeps that many threads and there
+# are fewer workers (pytest_xdist_auto_num_workers, below).
 if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
