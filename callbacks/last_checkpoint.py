@@ -8,6 +8,14 @@ older checkpoint, so a run folder that was moved keeps one last.ckpt at its new 
   validation, and when training ends: a kill -9 or power cut loses at most that much;
 - on SIGINT (Ctrl-C) or SIGTERM (preemption, SLURM, `docker stop`) at the next batch boundary, then stops
   with `signals.Stopped` (`effnet` exits 130 or 75). A second signal during the write is ignored.
+No validation is lost to a stop. Lightning validates after a training batch (the epoch's last, or every
+`val_check_interval` batches), and a checkpoint written between the end of that batch and the end of its
+validation resumes past the validation without running it. So last.ckpt is written at the end of the batch
+before, and nothing is written from the end of that batch until its validation ends: a signal or kill -9 then
+leaves last.ckpt one step earlier, and the resumed run trains that batch again (exactly: the data position and
+RNG states come back) and validates, as an uninterrupted run does. Not covered: a time-based
+`val_check_interval` and `check_val_every_n_epoch: null` (validation then keeps the old behaviour and may be
+skipped by a resume).
 Nothing non-finite is ever written: the weights and buffers are checked right before each write (all ranks
 agree), and a diverged state raises `NonFiniteStateError` with last.ckpt left at the last good step.
 On start it removes `.last.ckpt.tmp-PID` files that a kill -9 during a write left behind.
@@ -80,6 +88,7 @@ class LastCheckpoint(Checkpoint):
         self.saved_best_k: list[tuple[str, list[str]]] = []  # the best-k files last.ckpt knows (best_k_files)
         self._saved_at = time.monotonic()
         self._installed_signals: dict[int, object] | None = None
+        self._validation_due = False  # a training batch ended that Lightning validates after; not validated yet
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -108,6 +117,7 @@ class LastCheckpoint(Checkpoint):
         self.saved_step = trainer.global_step if trainer.ckpt_path else -1  # a resumed run: last.ckpt holds it
         self.saved_best_k = self.best_k_files(trainer)  # as restored from the checkpoint (none for a new run)
         self._saved_at = time.monotonic()
+        self._validation_due = False
         if self.on_signal and not signals.installed():
             # A hand-built Trainer (outside `effnet`): install here, after Lightning registered its own handlers,
             # and give them back in on_train_end / on_exception, before Lightning restores the ones it found.
@@ -123,10 +133,14 @@ class LastCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
         at_check = step % self.check_every_n_steps == 0
+        self._validation_due = validates_after(trainer, batch_idx)
         signum = self._pending_signal(trainer, at_check)
         if signum is not None:
             self._stop(trainer, pl_module, signum)
+        if self._validation_due:
+            return  # last.ckpt keeps the state before this batch until its validation has run
         due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        due |= validates_after(trainer, batch_idx + 1)  # the next batch is validated after: the state before it
         if self.every_minutes and at_check:
             late = time.monotonic() - self._saved_at >= self.every_minutes * 60
             due |= trainer.strategy.broadcast(late) if trainer.world_size > 1 else late
@@ -142,6 +156,9 @@ class LastCheckpoint(Checkpoint):
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._validation_due = False
         if self.on_validation:
             self.save(trainer, pl_module)
 
@@ -211,15 +228,34 @@ class LastCheckpoint(Checkpoint):
 
     def _stop(self, trainer: pl.Trainer, pl_module: pl.LightningModule, signum: int) -> None:
         name = signal.Signals(signum).name
-        if trainer.global_step == 0:
-            message = f"effnet: stopped by {name} before the first optimizer step; no checkpoint written."
+        run = self.path.parent.parent if self.path else trainer.default_root_dir
+        resume = f"Resume with: effnet fit --config {run}/config.yaml --ckpt_path {run}"
+        at = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
+        if self._validation_due and self.saved_step > 0:
+            message = (
+                f"effnet: stopped by {name} {at} before its validation ended; {self.path} keeps step "
+                f"{self.saved_step}: the resumed run trains from there again and validates. {resume}"
+            )
+        elif trainer.global_step == 0 or self._validation_due:
+            message = f"effnet: stopped by {name} {at}; no checkpoint written (none before this validation)."
         else:
             self.save(trainer, pl_module)
-            run = self.path.parent.parent if self.path else trainer.default_root_dir
-            message = (
-                f"effnet: stopped by {name} at step {trainer.global_step} (epoch {trainer.current_epoch}); saved "
-                f"{self.path}. Resume with: effnet fit --config {run}/config.yaml --ckpt_path {run}"
-            )
+            message = f"effnet: stopped by {name} {at}; saved {self.path}. {resume}"
         if trainer.is_global_zero:
             log.warning(message)
         raise signals.Stopped(signum, message, reported=True)
+
+
+def validates_after(trainer: pl.Trainer, batch_idx: int) -> bool:
+    """Whether Lightning validates after training batch `batch_idx` (0-based, in this epoch) of a fit.
+
+    The rule of Lightning 2.6's training epoch loop, read from public Trainer attributes: validation is on,
+    this epoch is one of every `check_val_every_n_epoch`, and the batch is the epoch's last or ends a
+    `val_check_batch` interval (None for a time-based interval, inf for a loader of unknown length: not covered).
+    """
+    every, interval, batches = trainer.check_val_every_n_epoch, trainer.val_check_batch, trainer.num_training_batches
+    if trainer.sanity_checking or not trainer.enable_validation or every is None or not isinstance(interval, int):
+        return False
+    if (trainer.current_epoch + 1) % every:
+        return False
+    return batch_idx + 1 == batches or (batch_idx + 1) % interval == 0

@@ -28,6 +28,7 @@ from effnet_lightning.errors import DataError
 
 from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
+from .sample_contract import check_first_sample
 
 __all__ = ["ArrayDataset", "ImageDataModule", "TransformedDataset"]
 
@@ -140,11 +141,11 @@ class ImageDataModule(LightningDataModule):
     # ---- Lightning hooks -----------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.train_set = TransformedDataset(self.train_dataset(), self.train_pipeline())
+            self.train_set = TransformedDataset(self._checked(self.train_dataset(), "train"), self.train_pipeline())
         if stage in ("fit", "validate"):
-            self.val_set = TransformedDataset(self.val_dataset(), self.eval_transform())
+            self.val_set = TransformedDataset(self._checked(self.val_dataset(), "validation"), self.eval_transform())
         if stage in ("test", "predict"):
-            self.test_set = TransformedDataset(self.test_dataset(), self.eval_transform())
+            self.test_set = TransformedDataset(self._checked(self.test_dataset(), "test"), self.eval_transform())
             if self.test_is_validation():
                 # Lightning passes a str enum; test's metrics keep their test/* names (the EMA callback's too)
                 what = "test/* are the validation images' numbers"
@@ -154,6 +155,11 @@ class ImageDataModule(LightningDataModule):
                     f"{type(self).__name__} has no test split: {what}; add test_dataset() (or a test/ folder) to "
                     "evaluate on unseen images"
                 )
+
+    def _checked(self, dataset: Dataset, split: str) -> Dataset:
+        """The split's first sample against the contract (HWC uint8, 3 channels): a DataError that names the fix."""
+        check_first_sample(dataset, split, type(self).__name__)
+        return dataset
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)

@@ -38,8 +38,14 @@ EPOCHS = 7  # about 300 steps: "a few hundred"
 RESUME_STEPS = 12  # per epoch in the resume tests (limit_train_batches), 2 epochs
 SIGTERM_AT = 17  # epoch 1, 5 of 12 batches done: mid-epoch
 EXIT_PREEMPTED = 75  # docs/production.md exit codes: SIGTERM saved last.ckpt at the step reached
-TOLERANCE = 1e-6  # exact resume: max abs difference of any weight
+# Bounds. None of them has been measured on a GPU yet: no GPU has run this file. They are what the tests claim;
+# the first run on a GPU (benchmarks/gpu_checks.sh, numbers in $EFFNET_GPU_REPORT) must confirm or correct them.
+TOLERANCE = 1e-6  # exact resume with deterministic kernels: max abs difference of any tensor (the required bound)
+NOISE_FACTOR = 10  # without deterministic kernels: a resume may differ from the straight run by at most this many
+# times the difference between two straight runs (the kernels' own nondeterminism). An inexact resume (other
+# batches, other random draws, a lost optimizer state) moves the weights by whole updates, orders of magnitude more.
 CHANCE = 0.1  # 10 classes
+LOSS_DROP = 0.75  # the last 3 train losses' mean below this fraction of the first 3's (unmeasured on a GPU)
 
 
 class GpuProbe(pl.Callback):
@@ -209,11 +215,11 @@ def test_recipe_config_trains_in_bf16_channels_last_at_native_resolution(standin
     report({"check": "fit", "config": config, "steps": seen["last_step"], "seconds": time.monotonic() - started,
             "train_loss_first": first, "train_loss_last": last, "val_acc1": metrics["val/acc1"][-1][1],
             "val_ema_acc1": metrics["val_ema/acc1"][-1][1]})  # fmt: skip
-    assert seen["last_step"] >= 250
-    assert last < 0.75 * first  # label smoothing 0.1 keeps the floor near 0.5; it starts near ln 10 = 2.3
+    assert seen["last_step"] >= 250  # EPOCHS x 43 steps = 301: arithmetic, not a measured bound
+    assert last < LOSS_DROP * first  # label smoothing 0.1 keeps the floor near 0.5; it starts near ln 10 = 2.3
     for tag in ("val/acc1", "val_ema/acc1"):  # raw and EMA validation, after every epoch
         assert len(metrics[tag]) == EPOCHS, tag
-        assert metrics[tag][-1][1] > 3 * CHANCE, tag
+        assert metrics[tag][-1][1] > 3 * CHANCE, tag  # unmeasured on a GPU
     assert load_last(runs)["global_step"] == seen["last_step"]  # last.ckpt at the end of training
 
 
@@ -230,16 +236,18 @@ def resume_runs(request, standins) -> dict:
         return fit(*fit_args("b0_cifar", standins["data"], runs, *common, *extra))
 
     straight = run(root / "straight")
+    # without deterministic kernels, a second straight run measures the kernels' own run-to-run difference
+    again = 0 if deterministic else run(root / "straight_again")
     stopped = run(root / "runs", callback(SigtermAt, step=SIGTERM_AT), probe(root / "stopped.json"))
     at_stop = load_last(root / "runs")
     resumed = run(root / "runs", "--ckpt_path", "last", probe(root / "resumed.json"))
-    return {"root": root, "deterministic": deterministic, "rc": (straight, stopped, resumed), "at_stop": at_stop,
-            "stopped": json.loads((root / "stopped.json").read_text()),
+    return {"root": root, "deterministic": deterministic, "rc": (straight, again, stopped, resumed),
+            "at_stop": at_stop, "stopped": json.loads((root / "stopped.json").read_text()),
             "resumed": json.loads((root / "resumed.json").read_text())}  # fmt: skip
 
 
 def test_sigterm_mid_epoch_then_ckpt_path_last_continues_at_that_step(resume_runs):
-    assert resume_runs["rc"] == (0, EXIT_PREEMPTED, 0)
+    assert resume_runs["rc"] == (0, 0, EXIT_PREEMPTED, 0)
     assert resume_runs["stopped"]["last_step"] == SIGTERM_AT
     assert resume_runs["at_stop"]["global_step"] == SIGTERM_AT  # last.ckpt written at the step reached
     assert resume_runs["resumed"]["first_step"] == SIGTERM_AT  # and training continues from there
@@ -248,16 +256,20 @@ def test_sigterm_mid_epoch_then_ckpt_path_last_continues_at_that_step(resume_run
 
 
 def test_exact_resume_on_the_gpu(resume_runs):
-    """Straight against interrupted-and-resumed. With deterministic algorithms the issue requires <= 1e-6;
-    without them (the configs' default) the difference is measured and reported, not bounded."""
-    assert resume_runs["rc"] == (0, EXIT_PREEMPTED, 0)
-    straight, resumed = resume_runs["root"] / "straight", resume_runs["root"] / "runs"
+    """Straight against interrupted-and-resumed. With deterministic algorithms: at most TOLERANCE. Without them
+    (the configs' default) two straight runs already differ; the resume may add no more than NOISE_FACTOR times
+    that (both bounds unmeasured on a GPU so far: see their definitions)."""
+    assert resume_runs["rc"] == (0, 0, EXIT_PREEMPTED, 0)
+    root = resume_runs["root"]
+    straight, resumed = root / "straight", root / "runs"
     assert load_last(straight)["global_step"] == load_last(resumed)["global_step"] == 2 * RESUME_STEPS
     worst = max_difference(comparable(resumed), comparable(straight))
-    report({"check": "exact_resume", "deterministic": resume_runs["deterministic"], "max_abs_diff": worst})
-    assert worst == worst and worst != float("inf")  # finite: not NaN, not inf
-    if resume_runs["deterministic"]:
-        assert worst <= TOLERANCE
+    noise = 0.0 if resume_runs["deterministic"] else max_difference(comparable(root / "straight_again"),
+                                                                     comparable(straight))  # fmt: skip
+    bound = max(TOLERANCE, NOISE_FACTOR * noise)
+    report({"check": "exact_resume", "deterministic": resume_runs["deterministic"], "max_abs_diff": worst,
+            "straight_vs_straight": noise, "bound": bound})  # fmt: skip
+    assert worst <= bound, f"resume differs by {worst:.3g}; two straight runs by {noise:.3g}"
 
 
 def test_ddp_with_one_device_starts_nccl_and_a_distributed_sampler(standins):

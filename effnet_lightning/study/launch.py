@@ -30,11 +30,13 @@ from effnet_lightning.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_PREEMPTED
 from effnet_lightning.study.plan import Arm
 from effnet_lightning.study.results import (
     WALL,
+    NeverValidated,
     Trained,
     clear_failure,
     evaluate_unit,
     measure_arm,
     record_failure,
+    record_not_validated,
     unit_root,
 )
 from effnet_lightning.train.run_layout import VERSION_GLOB, last_checkpoints
@@ -201,6 +203,10 @@ def evaluate(folder: Path, u: Unit, config: str, overrides: list[str]) -> int:
     unit = unit_root(folder, u.arm, u.index)
     try:
         evaluate_unit(unit, fit_argv(unit, u, config, overrides, subcommand=False), u.seed)
+    except NeverValidated as err:  # flagged, not done: a re-run of the study tries it again
+        print(f"effnet study: {u.arm.name} seed {u.seed}: {err}", file=sys.stderr)
+        record_not_validated(unit, err)
+        return EXIT_CRASH
     except Exception as err:  # a fault while evaluating is the unit's, not the study's end
         print(f"effnet study: {u.arm.name} seed {u.seed}: test evaluation failed: {err}", file=sys.stderr)
         record_failure(unit, EXIT_CRASH, err, what="test")
@@ -215,12 +221,14 @@ def measure(folder: Path, arm: Arm, trained: Trained, bench_steps: int) -> None:
 
 
 def launch(folder: Path, u: Unit, config: str, overrides: list[str], device: int) -> int:
-    """`effnet fit` for one unit in a new process on GPU `device`; its output goes to `<arm>/seed<k>/fit.log`."""
+    """`effnet fit` for one unit in a new process on GPU `device` (on a machine without one: on the CPU, `device`
+    numbering the parallel slot); its output goes to `<arm>/seed<k>/fit.log`."""
     unit = unit_root(folder, u.arm, u.index)
     unit.mkdir(parents=True, exist_ok=True)
     argv = fit_argv(unit, u, config, overrides)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(device)}
-    print(f"effnet study: {u.arm.name} seed {u.seed} on GPU {device}: effnet {' '.join(argv)}", file=sys.stderr)
+    where = f"on GPU {device}" if _has_cuda() else f"on the CPU (parallel slot {device}; no GPU here)"
+    print(f"effnet study: {u.arm.name} seed {u.seed} {where}: effnet {' '.join(argv)}", file=sys.stderr)
     clear_failure(unit)
     started = time.monotonic()
     with open(unit / "fit.log", "a") as log:

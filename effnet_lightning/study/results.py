@@ -37,6 +37,7 @@ __all__ = [
     "WALL",
     "ArmRow",
     "Tables",
+    "NeverValidated",
     "Trained",
     "UnitResult",
     "collect",
@@ -111,6 +112,10 @@ def best_checkpoint(unit: Path) -> tuple[Path, str, float | None]:
     return last, "last", None
 
 
+class NeverValidated(Exception):
+    """A unit's fit finished, validation was on, and none ran: nothing selected a checkpoint, so it is not done."""
+
+
 def evaluate_unit(unit: Path, cli_args: list[str], seed: int) -> UnitResult:
     """Evaluate the unit's selected checkpoint with the trained config (fit's options in `cli_args`, without
     the subcommand) on the test split; writes and returns its result.json."""
@@ -126,6 +131,12 @@ def evaluate_unit(unit: Path, cli_args: list[str], seed: int) -> UnitResult:
         cli = EffnetCLI(args=None, run=False)
     finally:
         sys.argv = typed
+    if cli.trainer.limit_val_batches and _validated_epochs(unit) is None:
+        raise NeverValidated(
+            f"its fit ended without a validation (no val/acc1 under {unit}), so no checkpoint was selected; not "
+            "evaluated. Let the fit validate at least once (trainer.check_val_every_n_epoch at most max_epochs), "
+            f"or, for a fit resumed past its validation by an older version, delete {unit} and run the study again."
+        )
     with warnings.catch_warnings():  # the same FutureWarning of Lightning's own helper that `effnet fit` ignores
         warnings.filterwarnings("ignore", category=FutureWarning, module=PYTREE_MODULE)  # private: see train/run.py
         (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint),
@@ -177,6 +188,12 @@ def record_failure(unit: Path, code: int, error: BaseException | None = None, wh
     (unit / FAILED).write_text(f"{code}\n")
     text = "".join(traceback.format_exception(error)) if error is not None else f"{what} exited with code {code}\n"
     (unit / ERROR_LOG).write_text(f"{what}: {text}")
+
+
+def record_not_validated(unit: Path, error: NeverValidated) -> None:
+    """The unit is flagged, not done: `failed` says why (its status: "failed (never validated)")."""
+    (unit / FAILED).write_text("never validated\n")
+    (unit / ERROR_LOG).write_text(f"test: {error}\n")
 
 
 def clear_failure(unit: Path) -> None:
@@ -252,7 +269,8 @@ def _unit_status(unit: Path) -> str:
     if (unit / RESULT).is_file():
         return "done"
     if (unit / FAILED).is_file():
-        return f"failed (exit {(unit / FAILED).read_text().strip()})"
+        reason = (unit / FAILED).read_text().strip()  # an exit code, or why the unit is not done
+        return f"failed (exit {reason})" if reason.lstrip("-").isdigit() else f"failed ({reason})"
     return "pending"
 
 

@@ -140,29 +140,40 @@ def test_divergence_never_writes_a_nonfinite_checkpoint(cifar10_root, tmp_path, 
     config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, runs, max_steps=30)
     assert main(["fit", "--config", config, "--model.lr", "1e6", "--last.every_n_steps", "1"]) == EXIT_NONFINITE
     assert "not finite" in capsys.readouterr().err.splitlines()[-1]
-    for checkpoint in (runs / "version_0" / "checkpoints").glob("*.ckpt"):
+    checkpoints = sorted((runs / "version_0" / "checkpoints").glob("*.ckpt"))
+    assert [c.name for c in checkpoints] == ["last.ckpt"]  # written (every step) until the state diverged
+    for checkpoint in checkpoints:
         state = torch.load(checkpoint, weights_only=True)
+        assert state["global_step"] >= 1
         assert all_finite({"weights": state["state_dict"], "optimizer": state["optimizer_states"]}), checkpoint
 
 
 def test_lower_the_lr_and_resume_works(cifar10_root, tmp_path, capsys, monkeypatch):
-    """A sane run, then a resume at lr 1e6 diverges (exit 3, last.ckpt untouched), then the advice: resume with a
-    lower LR. The LR given at resume is the one used (the checkpoint's optimizer state held 1e6)."""
+    """A sane run at lr 0.01, then a resume at lr 1e6 diverges (exit 3, last.ckpt untouched), then the advice:
+    resume with a lower LR, here 0.001. The optimizer's param groups then hold the LR given at resume, not the
+    checkpoint's (constant schedule: the LR of every update is the base LR, scaled by the batch)."""
     monkeypatch.setattr(sys, "argv", ["effnet"])
     runs = tmp_path / "runs"
     run = runs / "version_0"
+    constant = "--model.lr_schedule=constant"
     config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, runs, max_steps=5)  # one epoch of 5 steps
-    assert main(["fit", "--config", config, "--model.lr", "0.01"]) == 0
+    assert main(["fit", "--config", config, "--model.lr", "0.01", constant]) == 0
+    before = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"][0]["param_groups"]
     config = tiny_config(tmp_path / "tiny.yaml", cifar10_root, runs, max_steps=12)
-    assert main(["fit", "--config", config, "--model.lr", "1e6", "--ckpt_path", str(run)]) == EXIT_NONFINITE
+    rc = main(["fit", "--config", config, "--model.lr", "1e6", constant, "--ckpt_path", str(run)])
+    assert rc == EXIT_NONFINITE
     error = capsys.readouterr().err.splitlines()[-1]
     assert (
         "not finite" in error and f"{run / 'checkpoints' / 'last.ckpt'} holds the last finite state (step 5)" in error
     )
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
 
-    assert main(["fit", "--config", config, "--model.lr", "0.01", "--ckpt_path", str(run)]) == 0
-    assert "resumed with model.lr 1e+06 -> 0.01" not in capsys.readouterr().err  # last.ckpt was from the lr 0.01 run
+    assert main(["fit", "--config", config, "--model.lr", "0.001", constant, "--ckpt_path", str(run)]) == 0
+    assert "resumed with model.lr 0.01 -> 0.001" in capsys.readouterr().err
     done = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert done["global_step"] == 12 and all_finite(done["state_dict"])
-    assert done["hyper_parameters"]["lr"] == 0.01
+    after = done["optimizer_states"][0]["param_groups"]
+    assert len(after) == len(before) and all(group["lr"] > 0 for group in before)
+    for old, now in zip(before, after, strict=True):
+        assert now["lr"] == pytest.approx(old["lr"] / 10)
+    assert done["hyper_parameters"]["lr"] == 0.001

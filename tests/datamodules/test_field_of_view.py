@@ -41,8 +41,12 @@ def test_eval_keeps_small_images_whole_and_crops_photos_like_tf(side: int, kept:
     out = eval_crop(R, eval_side_range(R))(image=image)["image"]
     assert out.shape == (R, R, 3)
     first, last = (side - kept) // 2, (side - kept) // 2 + kept - 1  # source columns at the output's edges
-    assert abs(int(out[R // 2, 0, 0]) - int(image[0, first, 0])) <= 255 // side + 8
-    assert abs(int(out[R // 2, -1, 0]) - int(image[0, last, 0])) <= 255 // side + 8
+    step = 255 // (side - 1)  # the red ramp from one source column to the next
+    # A view that lost a column per side is off by about half a step at its edges (the resize blends the edge
+    # pixel): measured 16 of 36 for 8 px. A quarter step; 3 levels for the photo, whose columns differ by < 1.
+    tolerance = max(step // 4, 3)
+    assert abs(int(out[R // 2, 0, 0]) - int(image[0, first, 0])) <= tolerance
+    assert abs(int(out[R // 2, -1, 0]) - int(image[0, last, 0])) <= tolerance
 
 
 def test_explicit_crop_pct_is_timms_rule_for_every_image() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from imagenet_tree import COLORS, WNIDS, Tree, photo, write_tree
 from learning import learning_seed
 from PIL import Image
 
-from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFolderDataModule, decode_image
+from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFiles, ImageFolderDataModule, decode_image
 from effnet_lightning.datamodules.imagenet import ImageNetDataModule, sort_val_images
 from effnet_lightning.datamodules.transforms import random_resized_crop, resize_center_crop
 
@@ -55,10 +56,18 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image", b"\xff\xd8\xff\xe0 truncated jpeg"])
-def test_non_images_raise(tmp_path: Path, content: bytes) -> None:
-    (tmp_path / "x.jpg").write_bytes(content)
+def test_non_images_raise_what_the_dataset_skips(tmp_path: Path, content: bytes) -> None:
+    """The decoders' own exceptions (their text is theirs, not checked here) are ones ImageFiles catches: it names
+    the file and gives the next readable one instead."""
+    bad, good = tmp_path / "x.jpg", tmp_path / "good.jpg"
+    bad.write_bytes(content)
     with pytest.raises(UNREADABLE):
-        decode_image(str(tmp_path / "x.jpg"))
+        decode_image(str(bad))
+    Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(good)
+    files = ImageFiles([(str(bad), 0), (str(good), 1)], "train")
+    with pytest.warns(UserWarning, match=rf"Skipped unreadable image {re.escape(str(bad))} \("):
+        image, label = files[0]
+    assert label == 1 and image.shape == (4, 6, 3)
 
 
 # ---- layout ------------------------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ def test_guard_refuses_absurd_sizes_without_building(no_network_built, scaling, 
     with pytest.raises(ValueError, match="the limit is") as err:
         memory.check_size(scaling)
     assert expected in str(err.value)
-    with pytest.raises(ValueError):  # estimate() guards first too
+    with pytest.raises(ValueError, match="the limit is") as err:  # estimate() guards first too, as check_size
         memory.estimate(scaling)
+    assert expected in str(err.value)
 
 
 def test_guard_passes_the_family_and_l2_sized_models(no_network_built):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 import matplotlib.image
@@ -68,7 +69,12 @@ def test_every_unit_is_evaluated_on_the_test_split(table7: tuple[Path, list[str]
     folder, _ = table7
     for row in read(folder / "results.csv"):
         assert row["status"] == "done" and row["split"] == "test" and int(row["n"]) == SEEDS
-        assert 0 <= float(row["test_acc1_mean"]) <= 1 and row["test_acc1_sd"] != ""
+        acc1 = [
+            json.loads((folder / row["arm"] / f"seed{k}" / "result.json").read_text())["acc1"] for k in range(SEEDS)
+        ]
+        assert all(0 <= a <= 1 for a in acc1)  # each seed's test top-1, as its own evaluation wrote it
+        assert float(row["test_acc1_mean"]) == pytest.approx(statistics.fmean(acc1), abs=1e-6)
+        assert float(row["test_acc1_sd"]) == pytest.approx(statistics.stdev(acc1), abs=1e-6)
         assert float(row["train_img_s"]) > 0 and int(row["peak_memory"]) > 0  # measured at the trained setting
         assert row["precision"] == "32-true" and row["batch_size"] == "32" and float(row["device_hours"]) > 0
     units = read(folder / "runs.csv")
@@ -256,6 +262,21 @@ def test_an_interrupted_unit_resumes_from_its_last_checkpoint(
     assert [p.name for p in unit.glob("version_*")] == ["version_0"]
 
 
+def test_a_unit_whose_fit_never_validated_is_flagged_not_done(
+    cifar10_module: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Validation on, but the fit ended before one ran (here: every 2nd epoch of 1): no checkpoint was selected,
+    so the unit is not evaluated as if it were done (before: `selected_by: last`, listed as done)."""
+    args = ["study", "family", "--phi", "0", "--seeds=1", *tiny(cifar10_module, tmp_path), "--bench-steps=0"]
+    done = effnet(capfd, *args, "--trainer.check_val_every_n_epoch=2")
+    assert done.returncode == EXIT_CRASH and "every unit failed" in done.stderr
+    assert "phi0 seed 42: its fit ended without a validation" in done.stderr
+    unit = tmp_path / "study-family" / "phi0" / "seed0"
+    assert not (unit / "result.json").exists() and "delete " in (unit / "error.log").read_text()
+    (row,) = read(tmp_path / "study-family" / "results.csv")
+    assert row["status"] == "failed (seed 0: never validated)" and row["n"] == "0"
+
+
 def test_devices_runs_one_unit_per_gpu_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduling of `--devices N` (CPU only here): never two units on one GPU, never more than N at once."""
     import threading
@@ -296,7 +317,7 @@ def test_devices_unit_runs_as_its_own_process(
     done = effnet(capfd, "study", "family", "--phi", "0", "--seeds=1", "--devices", "2",
                   *tiny(tmp_path / "cifar10", runs), "--bench-steps=0")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "phi0 seed 42 on GPU 0" in done.stderr
+    assert "phi0 seed 42 on the CPU (parallel slot 0; no GPU here)" in done.stderr  # no GPU in the tests
     (row,) = read(runs / "study-family" / "results.csv")
     assert row["status"] == "done" and int(row["epochs"]) == 1 and row["split"] == "test"
     assert "max_epochs=1` reached" in (runs / "study-family" / "phi0" / "seed0" / "fit.log").read_text()

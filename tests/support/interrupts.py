@@ -33,3 +33,15 @@ class CrashAt(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             raise SimulatedKill(f"simulated kill -9 after step {self.step}")
+
+
+class SignalInValidation(pl.Callback):
+    """Sends this process a real signal (default SIGTERM) after validation batch `batch` of epoch `epoch` of a fit
+    (not the sanity check): the epoch's training is over, its validation is not."""
+
+    def __init__(self, epoch: int, batch: int = 0, signum: int = int(signal.SIGTERM)) -> None:
+        self.epoch, self.batch, self.signum = epoch, batch, signum
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), self.signum)

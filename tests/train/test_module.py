@@ -114,10 +114,24 @@ def test_learns_and_logs_metric_names(tmp_path, record_property):
         record_property(name, float(value))
     assert last < first / 4, (first, last)
     assert metrics["val/acc1"] >= 0.5 and result["test/acc1"] >= 0.5  # chance is 1/3
-    assert metrics["val/acc5"] == 1.0 and "test/acc5" in result  # top-min(5, 3) of three classes
+    assert "test/acc5" in result  # top-5 itself: test_acc5_is_the_share_of_targets_among_the_five_best_logits
     probabilities = torch.cat(trainer.predict(module, datamodule=data))
     assert probabilities.shape == (96, 3)
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(96))
+
+
+def test_acc5_is_the_share_of_targets_among_the_five_best_logits():
+    """acc5 on 10 classes: the target ranked 1st, 5th, 6th and 10th among the logits counts for 2 of 4. With
+    three classes it is top-3, which every target passes."""
+    module = EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=10)
+    metrics = module.evaluation_metrics("val/")
+    logits = torch.arange(10.0, 0.0, -1.0).repeat(4, 1)  # class c has rank c + 1
+    metrics.update(logits, torch.tensor([0, 4, 5, 9]))
+    values = metrics.compute()
+    assert values["val/acc1"] == pytest.approx(0.25) and values["val/acc5"] == pytest.approx(0.5)
+    three = EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=3).evaluation_metrics("val/")
+    three.update(torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([2]))
+    assert three.compute()["val/acc5"] == 1.0
 
 
 def test_resolution_link_follows_the_model_section():

@@ -84,7 +84,11 @@ def test_evaluating_a_run_in_place_reloads_its_best_k_state(trained, tmp_path) -
     best_k = cli.trainer.checkpoint_callback
     assert Path(best_k.dirpath) == trained["run"] / "checkpoints"  # the folder it recorded (the copy's original)
     assert (run / "eval" / "version_0").is_dir() and not (trained["run"] / "eval").exists()
-    assert best_k.best_model_score is not None  # restored from the checkpoint's ModelCheckpoint state
+    stored = torch.load(ckpt, weights_only=True, map_location="cpu")["callbacks"]
+    (state,) = [v for k, v in stored.items() if k.startswith("ModelCheckpoint")]
+    assert state["best_model_score"] is not None  # restored from the checkpoint's ModelCheckpoint state:
+    assert best_k.best_model_score == state["best_model_score"]
+    assert best_k.best_model_path == state["best_model_path"] and best_k.best_k_models == state["best_k_models"]
 
 
 def test_fast_dev_run_writes_no_checkpoint(cifar10_module: Path, tmp_path: Path) -> None:

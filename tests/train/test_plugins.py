@@ -73,7 +73,32 @@ class BadLabelData(ImageDataModule):
 
     val_dataset = train_dataset
 '''
-DROP_INS = ("my_drop_in", "broken_plugin", "raising_data", "bad_labels")
+TO_TENSOR = '''"""A datamodule plugin whose dataset yields what ToTensor gives: CHW float tensors in 0-1."""
+import torch
+from torch.utils.data import Dataset
+from effnet_lightning.datamodules.base import ImageDataModule
+
+
+class TensorImages(Dataset):
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.full((3, 32, 32), index / 16), index % 2
+
+
+class ToTensorData(ImageDataModule):
+    num_classes = 2
+
+    def __init__(self, data_dir: str = "unused", resolution: int = 32, batch_size: int = 8, num_workers: int = 0):
+        super().__init__(data_dir, resolution, batch_size, num_workers)
+
+    def train_dataset(self) -> TensorImages:
+        return TensorImages()
+
+    val_dataset = train_dataset
+'''
+DROP_INS = ("my_drop_in", "broken_plugin", "raising_data", "bad_labels", "to_tensor")
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +112,7 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (drop_ins / "broken_plugin.py").write_text('raise ImportError("needs the foo package")\n')
     (drop_ins / "raising_data.py").write_text(RAISING)
     (drop_ins / "bad_labels.py").write_text(BAD_LABELS)
+    (drop_ins / "to_tensor.py").write_text(TO_TENSOR)
 
     installed = root / "site"
     (installed / "plugin_pkg").mkdir(parents=True)
@@ -167,6 +193,21 @@ def test_labels_beyond_num_classes_name_both(plugins: Path, tmp_path: Path, capf
     assert error_lines(done.stderr)[-1] == (
         "effnet fit: error: label 2 in the data is outside 0..1: BadLabelData declares num_classes=2; "
         "fix the dataset's labels or the datamodule's num_classes"
+    )
+
+
+def test_a_dataset_of_chw_float_tensors_is_one_line_exit_2(
+    plugins: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Before: `RuntimeError: The size of tensor a (32) must match the size of tensor b (3)` from deep inside the
+    batch's resize. Now the first sample of the split is checked: the class, what it yielded, the fix."""
+    done = effnet(capfd, *fit_args(tmp_path, "--data=ToTensorData"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert error_lines(done.stderr)[-1] == (
+        "effnet fit: error: TensorImages (the train dataset of ToTensorData) yielded a Tensor of shape (3, 32, 32), "
+        "dtype float32; expected an (image, label) pair whose image is an HWC uint8 array of shape "
+        "(height, width, 3). Fix: yield the image before ToTensor/Normalize (np.asarray of the PIL image); the "
+        "datamodule converts, resizes and normalizes it."
     )
 
 

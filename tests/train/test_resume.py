@@ -1,5 +1,7 @@
 """Exact resume through the `effnet` CLI: training N epochs straight and training with an interruption give the
-same weights, raw and EMA (max difference <= 1e-6), mid-epoch, with and without loader workers.
+same weights, raw and EMA (max difference <= 1e-6), mid-epoch, with and without loader workers; interrupted
+between the end of an epoch's training and the end of its validation, also the same validations, metrics and
+best checkpoint.
 
 CPU, a φ=-4 EfficientNet at 32 px on the CIFAR-10 stand-ins (100 training images, 5 steps of 20 per epoch),
 with dropout, drop-path, augmentation, RMSpropTF, the LR schedule and EMA all drawing random numbers or carrying
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from cifar_standin import checksum_constants, write_cifar10
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
@@ -71,6 +74,10 @@ def signal_at(step: int) -> str:
     return f"    - {{class_path: interrupts.SignalAt, init_args: {{steps: [{step}], signum: {int(signal.SIGTERM)}}}}}"
 
 
+def signal_in_validation(epoch: int) -> str:
+    return f"    - {{class_path: interrupts.SignalInValidation, init_args: {{epoch: {epoch}, batch: 0}}}}"
+
+
 def crash_at(step: int) -> str:
     return f"    - {{class_path: interrupts.CrashAt, init_args: {{step: {step}}}}}"
 
@@ -88,10 +95,15 @@ def last_step(run: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def straight(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+def straight_run(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("straight")
     assert main(["fit", "--config", str(config(tmp / "c.yaml", cifar_dir, tmp / "runs", seed=0))]) == 0
-    return final_weights(tmp / "runs" / "version_0")
+    return tmp / "runs" / "version_0"
+
+
+@pytest.fixture(scope="module")
+def straight(straight_run: Path) -> tuple[dict, dict]:
+    return final_weights(straight_run)
 
 
 def assert_same_weights(resumed: tuple[dict, dict], straight: tuple[dict, dict]) -> None:
@@ -135,3 +147,35 @@ def test_resume_mid_epoch_from_periodic_checkpoint_with_workers(cifar_dir, tmp_p
     assert last_step(run) == 6  # epoch 1, 1 of 5 batches done
     resume(cifar_dir, tmp_path, run, workers=2)
     assert_same_weights(final_weights(run), straight)
+
+
+def validations(run: Path) -> dict[str, list[tuple[str, float]]]:
+    """What the run's validations recorded: every val* scalar (logged step, value) and the best-k state of the
+    `checkpoint:` ModelCheckpoint in last.ckpt (file names, scores)."""
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    (best_k,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")]
+    logged = {tag: values for tag, values in scalars_with_steps(run).items() if tag.startswith("val")}
+    best = [(Path(best_k["best_model_path"]).name, float(best_k["best_model_score"]))]
+    kept = sorted((Path(path).name, float(score)) for path, score in best_k["best_k_models"].items())
+    return {**logged, "best": best, "best_k": kept}
+
+
+def scalars_with_steps(run: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_resume_after_sigterm_inside_validation(cifar_dir, tmp_path, straight_run):
+    """SIGTERM while epoch 0 validates: the resumed run validates epoch 0 (before, it resumed past it: one
+    validation fewer, and best-k never saw epoch 0's weights). The stop right after the last training batch:
+    tests/callbacks/test_last_checkpoint.py."""
+    first = config(tmp_path / "c.yaml", cifar_dir, tmp_path / "runs", seed=0, interrupt=signal_in_validation(0))
+    assert main(["fit", "--config", str(first)]) == EXIT_PREEMPTED
+    run = tmp_path / "runs" / "version_0"
+    assert last_step(run) == STEPS_PER_EPOCH - 1  # the state before the batch that validation follows
+    resume(cifar_dir, tmp_path, run)
+    resumed, want = validations(run), validations(straight_run)
+    assert len(want["val/acc1"]) == EPOCHS and len(want["best"]) == 1
+    assert resumed == want
+    assert_same_weights(final_weights(run), final_weights(straight_run))
