@@ -64,8 +64,9 @@ def read_initial_weights(init: str, weights: Weights = "ema") -> Pretrained:
     return _timm_pretrained(init)
 
 
-def load_into(network: nn.Module, pretrained: Pretrained) -> None:
-    """Copy `pretrained` into `network`; the classifier keeps its fresh initialisation when the class counts differ.
+def load_into(network: nn.Module, pretrained: Pretrained, reset_classifier: bool = False) -> None:
+    """Copy `pretrained` into `network`; the classifier keeps its fresh initialisation when the class counts differ
+    or `reset_classifier` asks for it (a new task with as many classes).
 
     Refuses (ConfigError) a source whose keys or shapes differ anywhere else, naming the first such key."""
     own = network.state_dict()
@@ -90,7 +91,7 @@ def load_into(network: nn.Module, pretrained: Pretrained) -> None:
     head = f"{CLASSIFIER}.weight"
     classes_there, classes_here = source[head].shape[0], own[head].shape[0]
     state = dict(source)
-    if classes_there != classes_here:
+    if classes_there != classes_here or reset_classifier:
         state = {k: v for k, v in source.items() if not k.startswith(f"{CLASSIFIER}.")}
         log.info(f"effnet: {CLASSIFIER}: {classes_there} → {classes_here} classes, re-initialised")
     network.load_state_dict(state, strict=False)  # keys checked above; only the classifier may be left out

@@ -77,6 +77,7 @@ class EfficientNetModule(pl.LightningModule):
         compile_backend: str = "inductor",
         init: str | None = None,
         init_weights: Weights = "ema",
+        reset_classifier: bool = False,
         frozen_epochs: freezing.FrozenEpochs = 0,
         layer_decay: float | None = None,
         mixup_alpha: float = 0.0,
@@ -122,6 +123,7 @@ class EfficientNetModule(pl.LightningModule):
                 number of classes is re-initialised. The datamodule then normalises with the weights' mean/std
                 unless its config sets its own (initial_weights.py).
             init_weights: of a .ckpt init: its EMA weights (default) or the raw ones.
+            reset_classifier: re-initialise the classifier also when the class counts match (other classes).
             frozen_epochs: epochs the backbone stays frozen (the classifier trains alone; frozen BatchNorm keeps
                 its loaded statistics), then everything trains; "all": frozen for the whole run (a linear probe).
             layer_decay: layer-wise LR decay over timm's parameter groups (stem, each block, head conv; the
@@ -154,7 +156,7 @@ class EfficientNetModule(pl.LightningModule):
                     f"effnet: note: {init} was trained with BatchNorm eps {pretrained.bn_eps:g}, this network has "
                     f"{bn_eps:g} (model.bn_eps)"
                 )
-            load_into(self.model, pretrained)
+            load_into(self.model, pretrained, reset_classifier)
             self.pretrained_preprocessing = pretrained.preprocessing
         if frozen_epochs != "all" and frozen_epochs < 0:
             raise ConfigError(f"model.frozen_epochs must be >= 0 or 'all', got {frozen_epochs}")
