@@ -104,7 +104,8 @@ def straight(setting, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_frozen_epoch_keeps_backbone_then_all_train_and_resume_is_exact(setting, straight, tmp_path) -> None:
     root, pretrained = setting
     interrupt = f"    - {{class_path: interrupts.SignalAt, init_args: {{steps: [3], signum: {int(signal.SIGTERM)}}}}}"
-    assert main(["fit", "--config", str(config(root, tmp_path / "runs", seed=0, interrupt=interrupt))]) == EXIT_PREEMPTED
+    first = config(root, tmp_path / "runs", seed=0, interrupt=interrupt)
+    assert main(["fit", "--config", str(first)]) == EXIT_PREEMPTED
     run = tmp_path / "runs" / "version_0"
     stopped = checkpoint(run)
     assert stopped["global_step"] == 3  # in the frozen epoch

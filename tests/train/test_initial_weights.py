@@ -49,8 +49,14 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Te
             "current_model_state": {f"model.{k}": v for k, v in raw.items()},
             "averaging_state": {"n_averaged": torch.tensor(10)},
             "hyper_parameters": {"scaling": SPEC, "num_classes": SOURCE_CLASSES, "bn_eps": 1e-3},
-            "data_config": {"input_size": [3, 32, 32], "mean": list(MEAN), "std": list(STD),
-                            "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"},
+            "data_config": {
+                "input_size": [3, 32, 32],
+                "mean": list(MEAN),
+                "std": list(STD),
+                "interpolation": "bilinear",
+                "crop_pct": 1.0,
+                "crop_mode": "center",
+            },
         },  # fmt: skip
         folder / "run.ckpt",
     )
@@ -108,7 +114,8 @@ def test_datamodule_adopts_the_weights_preprocessing_unless_configured(source) -
 
 def test_refuses_weights_of_another_size_naming_key_and_shapes(source) -> None:
     _, folder = source
-    with pytest.raises(ConfigError, match=r"blocks\.1\.0\.conv_pwl\.weight is \(16, 96, 1, 1\) there and \(24, 96, 1, 1\) here"):
+    first_mismatch = r"blocks\.1\.0\.conv_pwl\.weight is \(16, 96, 1, 1\) there and \(24, 96, 1, 1\) here"
+    with pytest.raises(ConfigError, match=first_mismatch):
         EfficientNetModule(scaling=ScalingSpec(phi=-2, resolution=32), num_classes=10, init=str(folder / "timm.pth"))
 
 
