@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
 from effnet_lightning.errors import CheckpointError, ConfigError, CorruptFileError, DownloadError, MissingFileError
@@ -93,9 +94,15 @@ def load_into(network: nn.Module, pretrained: Pretrained, reset_classifier: bool
     state = dict(source)
     if classes_there != classes_here or reset_classifier:
         state = {k: v for k, v in source.items() if not k.startswith(f"{CLASSIFIER}.")}
-        log.info(f"effnet: {CLASSIFIER}: {classes_there} → {classes_here} classes, re-initialised")
+        _say(f"effnet: {CLASSIFIER}: {classes_there} → {classes_here} classes, re-initialised")
     network.load_state_dict(state, strict=False)  # keys checked above; only the classifier may be left out
-    log.info(f"effnet: weights from {pretrained.source}")
+    _say(f"effnet: weights from {pretrained.source}")
+
+
+@rank_zero_only
+def _say(line: str) -> None:
+    """One line per run, not per DDP rank."""
+    log.info(line)
 
 
 def _timm_pretrained(name: str) -> Pretrained:

@@ -5,6 +5,7 @@ decay and EMA on. CPU, φ=-4 at 32 px on the CIFAR-10 stand-ins (100 training im
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import torch
 from cifar_standin import checksum_constants, write_cifar10
 from effnet_run import scalars
+from safetensors.torch import save_file
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
@@ -23,16 +25,22 @@ from effnet_lightning.model.scaling import ScalingSpec
 STEPS_PER_EPOCH = 5  # 100 training images / batch 20
 EPOCHS = 2
 LAYER_DECAY = 0.8
+PRETRAINED_MEAN, PRETRAINED_STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 
 
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
-    """The stand-ins, and pretrained weights (a 1000-class timm state dict with shifted BN statistics) saved as .pth."""
+    """The stand-ins, and pretrained weights (a 1000-class timm state dict with shifted BN statistics) saved as .pth
+    and as a timm hub folder whose config.json records the preprocessing (PRETRAINED_MEAN/STD)."""
     root = tmp_path_factory.mktemp("finetune")
     torch.manual_seed(0)
     state = create_model(ScalingSpec(phi=-4, resolution=32), num_classes=1000).state_dict()
     state = {k: v + 0.5 if k.endswith("running_mean") else v for k, v in state.items()}
     torch.save(state, root / "pretrained.pth")
+    (root / "hub").mkdir()
+    save_file(state, str(root / "hub" / "model.safetensors"))
+    cfg = {"mean": PRETRAINED_MEAN, "std": PRETRAINED_STD, "interpolation": "bicubic", "crop_pct": 0.875}
+    (root / "hub" / "config.json").write_text(json.dumps({"pretrained_cfg": cfg}))
     with pytest.MonkeyPatch.context() as patch:
         for name, value in checksum_constants(write_cifar10(root / "cifar10")).items():
             patch.setattr(CIFAR10, name, value)
@@ -58,7 +66,7 @@ trainer:
 {interrupt}
 model:
   scaling: {{phi: -4, resolution: 32}}
-  init: {root / "pretrained.pth"}
+  init: {root / "hub"}
   frozen_epochs: {frozen}
   layer_decay: {LAYER_DECAY}
   mixup_alpha: 0.2
@@ -117,6 +125,9 @@ def test_frozen_epoch_keeps_backbone_then_all_train_and_resume_is_exact(setting,
     again = config(root, tmp_path / "runs", seed=123)  # another seed: everything comes from the checkpoint
     assert main(["fit", "--config", str(again), "--ckpt_path", str(run)]) == 0
     resumed, uninterrupted = checkpoint(run), checkpoint(straight)
+    for final in (resumed, uninterrupted):  # the datamodule normalised with the weights' statistics (none set)
+        assert final["data_config"]["mean"] == pytest.approx(PRETRAINED_MEAN)
+        assert final["data_config"]["std"] == pytest.approx(PRETRAINED_STD)
     assert resumed["global_step"] == uninterrupted["global_step"] == EPOCHS * STEPS_PER_EPOCH
     assert backbone_difference(uninterrupted["current_model_state"], pretrained) > 1e-3  # epoch 2 trained it all
     for key in ("state_dict", "current_model_state"):
