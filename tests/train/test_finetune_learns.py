@@ -16,8 +16,8 @@ from learning import learning_seed
 
 from effnet_lightning.cli import main
 
-RECIPE = dataclasses.replace(Recipe(), pretrain_epochs=4)
-MARGIN = 0.1  # top-1 points (0-1) fine-tuning must lead by; set from the cross-machine table in BENCHMARKS.md
+RECIPE = dataclasses.replace(Recipe(), pretrain_epochs=4)  # fine-tunes 5 epochs: 25 updates
+MARGIN = 0.05  # top-1 (0-1) fine-tuning must lead by; set from the cross-machine table in BENCHMARKS.md
 
 
 def final_val_acc1(target: Path, runs: Path, init: Path | None) -> float:
