@@ -147,6 +147,11 @@ class EfficientNetModule(pl.LightningModule):
             bn_momentum=bn_momentum,
             bn_eps=bn_eps,
         )
+        if frozen_epochs != "all" and frozen_epochs < 0:
+            raise ConfigError(f"model.frozen_epochs must be >= 0 or 'all', got {frozen_epochs}")
+        if layer_decay is not None and not 0 < layer_decay <= 1:
+            raise ConfigError(f"model.layer_decay must be in (0, 1] (or null: off), got {layer_decay}")
+        self.mixup = mixing(num_classes, label_smoothing, mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
         # The source's preprocessing (mean, std, interpolation, crop_pct) the datamodule adopts; None: not recorded
         self.pretrained_preprocessing: dict[str, Any] | None = None
         if init is not None:
@@ -158,11 +163,6 @@ class EfficientNetModule(pl.LightningModule):
                 )
             load_into(self.model, pretrained, reset_classifier)
             self.pretrained_preprocessing = pretrained.preprocessing
-        if frozen_epochs != "all" and frozen_epochs < 0:
-            raise ConfigError(f"model.frozen_epochs must be >= 0 or 'all', got {frozen_epochs}")
-        if layer_decay is not None and not 0 < layer_decay <= 1:
-            raise ConfigError(f"model.layer_decay must be in (0, 1] (or null: off), got {layer_decay}")
-        self.mixup = mixing(num_classes, label_smoothing, mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
         self.model.set_grad_checkpointing(grad_checkpointing)  # ~10x fewer saved activation bytes (memory.py)
         self._macs_per_image: int | None = None  # counted on first use (flops_per_batch)
         self._batch_images = 0  # images in the last batch forward() saw (flops_per_batch; a short last batch)
