@@ -17,7 +17,7 @@ from learning import learning_seed
 from effnet_lightning.cli import main
 
 RECIPE = dataclasses.replace(Recipe(), pretrain_epochs=4)  # fine-tunes 5 epochs: 25 updates
-MARGIN = 0.05  # top-1 (0-1) fine-tuning must lead by; set from the cross-machine table in BENCHMARKS.md
+MARGIN = 0.03  # top-1 (0-1) fine-tuning must lead by; worst of 12 machine combinations 0.089 (BENCHMARKS.md)
 
 
 def final_val_acc1(target: Path, runs: Path, init: Path | None) -> float:
