@@ -170,3 +170,14 @@ def test_offline_without_cache_says_where_timm_looks(tmp_path: Path) -> None:
     assert f"not in timm's cache {tmp_path / 'hf' / 'hub'}" in out.stdout
     assert "huggingface.co/timm/efficientnet_b0.ra_in1k/resolve/main/model.safetensors" in out.stdout
     assert DownloadError.__mro__[1].__name__ == "UserError"
+
+
+def test_timms_own_b0_loads_into_the_b0_variant(tmp_path: Path) -> None:
+    """What the timm-name route loads (timm's efficientnet_b0, built by timm; random weights: no network here) fits
+    `scaling: {variant: b0}` tensor for tensor."""
+    import timm
+
+    state = timm.create_model("efficientnet_b0", pretrained=False).state_dict()
+    torch.save(state, tmp_path / "b0.pth")
+    loaded = EfficientNetModule(scaling=ScalingSpec(variant="b0"), num_classes=10, init=str(tmp_path / "b0.pth"))
+    assert_backbone_equal(loaded.state_dict(), state)
