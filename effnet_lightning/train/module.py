@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_info
-from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
@@ -37,6 +36,7 @@ from effnet_lightning.train.checkpoint_format import (
 )
 from effnet_lightning.train.initial_weights import load_into, read_initial_weights
 from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
+from effnet_lightning.train.mixing import mixing
 
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
 
@@ -412,29 +412,6 @@ class CrossEntropy(MeanMetric):
 
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:  # type: ignore[override]
         super().update(F.cross_entropy(logits.float(), targets, reduction="none"))  # (N,)
-
-
-def mixing(
-    num_classes: int, label_smoothing: float, mixup_alpha: float, cutmix_alpha: float, prob: float, switch_prob: float
-) -> Mixup | None:
-    """timm's Mixup/CutMix on whole batches (with label smoothing on the mixed targets), or None when both are off.
-    It draws from NumPy's global generator, which the RNGState callback saves: a resumed run mixes alike."""
-    if mixup_alpha < 0 or cutmix_alpha < 0 or not 0 <= prob <= 1 or not 0 <= switch_prob <= 1:
-        raise ConfigError(
-            "model.mixup_alpha and model.cutmix_alpha must be >= 0, mixup_prob and mixup_switch_prob in [0, 1]; "
-            f"got {mixup_alpha}, {cutmix_alpha}, {prob}, {switch_prob}"
-        )
-    if mixup_alpha == 0 and cutmix_alpha == 0:
-        return None
-    return Mixup(
-        mixup_alpha=mixup_alpha,
-        cutmix_alpha=cutmix_alpha,
-        prob=prob,
-        switch_prob=switch_prob,
-        mode="batch",
-        label_smoothing=label_smoothing,
-        num_classes=num_classes,
-    )
 
 
 def eval_data_config(datamodule: object, resolution: int) -> dict:
