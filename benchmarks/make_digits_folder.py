@@ -12,6 +12,7 @@ PNGs, so the files are byte-identical on every run. scikit-learn is needed only 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +30,31 @@ def main() -> None:
     args = parser.parse_args()
     if args.out.exists():
         parser.error(f"{args.out} exists; give a new folder")
-    digits = load_digits()
-    images = np.rint(digits.images * 255 / MAX_LEVEL).astype(np.uint8)  # (1797, 8, 8)
+    counts = write_digits(args.out)
+    print(f"{args.out}: " + ", ".join(f"{split} {count}" for split, count in counts.items()))
+
+
+def write_digits(out: Path, digits: Sequence[int] = range(10), train_per_class: int | None = None) -> dict[str, int]:
+    """Write the split of `digits` under `out` (split/digit/index.png); `train_per_class` keeps only the first
+    images of each digit's (already shuffled) training share. Returns the images per split."""
+    data = load_digits()
+    images = np.rint(data.images * 255 / MAX_LEVEL).astype(np.uint8)  # (1797, 8, 8)
     rng = np.random.default_rng(SEED)
     counts = {split: 0 for split, _ in SPLITS}
-    for label in range(10):
-        indices = rng.permutation(np.flatnonzero(digits.target == label))
+    for label in range(10):  # every digit draws its permutation, so a subset splits exactly as the whole
+        indices = rng.permutation(np.flatnonzero(data.target == label))
+        if label not in digits:
+            continue
         cuts = np.cumsum([round(fraction * len(indices)) for _, fraction in SPLITS[:-1]])
         for (split, _), part in zip(SPLITS, np.split(indices, cuts), strict=True):
-            folder = args.out / split / str(label)
+            if split == "train" and train_per_class is not None:
+                part = part[:train_per_class]
+            folder = out / split / str(label)
             folder.mkdir(parents=True)
             for index in part:
                 Image.fromarray(images[index], mode="L").save(folder / f"{index:04d}.png")
             counts[split] += len(part)
-    print(f"{args.out}: " + ", ".join(f"{split} {count}" for split, count in counts.items()))
+    return counts
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ class ImageDataModule(LightningDataModule):
             num_workers: loader worker processes per device (0 loads in the main process).
             pin_memory: page-locked host memory for faster copies to a CUDA device (ignored without CUDA).
             persistent_workers: keep workers alive between epochs (only when num_workers > 0).
-            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics.
-            std: per-channel normalization std on the 0-1 scale; None: the dataset's own statistics.
+            mean: per-channel normalization mean on the 0-1 scale; None: the dataset's own statistics, or those of
+                the pretrained weights the model starts from (model.init).
+            std: per-channel normalization std on the 0-1 scale; None: as mean.
             randaugment: timm-style RandAugment after the training augmentation, e.g. "rand-m9-n2" or
                 "rand-m9-mstd0.5" (see randaugment.py); None: off.
             seed: seed of the training order and augmentations (with the epoch and sample index); the CLI
@@ -85,6 +86,7 @@ class ImageDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
+        self.normalization_given = mean is not None or std is not None  # else pretrained weights' may replace it
         self.mean = tuple(mean) if mean is not None else self.default_mean
         self.std = tuple(std) if std is not None else self.default_std
         self.randaugment = randaugment
@@ -137,6 +139,17 @@ class ImageDataModule(LightningDataModule):
             return transform
         fill = tuple(round(255 * m) for m in self.mean)  # uncovered pixels get the mean colour, as in timm
         return A.Compose([*([transform] if transform is not None else []), RandAugment(self.randaugment, fill)])
+
+    def use_pretrained_preprocessing(self, preprocessing: dict[str, Any]) -> None:
+        """Normalise with the mean and std pretrained weights were trained with (timm's data-config keys, 0-1
+        scale), unless this datamodule's config set its own: a network trained on ImageNet statistics is not fed
+        other ones. Called by the model before training; a subclass may adopt more (interpolation) before setup."""
+        if self.normalization_given or "mean" not in preprocessing or "std" not in preprocessing:
+            return
+        mean, std = tuple(float(m) for m in preprocessing["mean"]), tuple(float(s) for s in preprocessing["std"])
+        if (mean, std) != (tuple(self.mean), tuple(self.std)):
+            _note(f"normalising with the pretrained weights' mean {_rounded(mean)} and std {_rounded(std)}")
+        self.mean, self.std = mean, std
 
     # ---- Lightning hooks -----------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -237,6 +250,10 @@ def _note(message: str) -> None:
     """One line on stderr under `effnet` (a Python warning would add the source line under it), once per run, not
     per rank; a warning record, so that a script's default logging shows it too."""
     log.warning(f"effnet: note: {message}")
+
+
+def _rounded(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
 
 
 class TransformedDataset(Dataset):

@@ -17,7 +17,7 @@ import os
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = ["ImageFiles", "ImageFolderDataModule", "UnreadableImagesReport", "dec
 COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
 MAX_NAMED = 20  # stray files named in the setup warning; the rest are counted
 SPLITS = ("train", "val", "test")
+DEFAULT_INTERPOLATION: Interpolation = "bicubic"  # timm's for its EfficientNet weights (pretrained_cfg)
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -52,7 +53,7 @@ class ImageFolderDataModule(ImageDataModule):
         scale: tuple[float, float] | None = None,
         ratio: tuple[float, float] = DEFAULT_RATIO,
         hflip: float = 0.5,
-        interpolation: Interpolation = "bicubic",
+        interpolation: Interpolation | None = None,
         **kwargs: Any,
     ) -> None:
         """
@@ -70,7 +71,8 @@ class ImageFolderDataModule(ImageDataModule):
                 images eval's resize shifted by up to resolution/8 px, so train and eval see the same view.
             ratio: training crop aspect ratio range (width/height), where the Inception crop is used.
             hflip: probability of a horizontal flip in training.
-            interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest".
+            interpolation: for enlarging; shrinking always averages (INTER_AREA) unless "nearest". None: that of
+                the pretrained weights the model starts from (model.init), else bicubic (timm's).
             **kwargs: the arguments every image datamodule takes (resolution, batch_size, num_workers,
                 randaugment, ...; ImageDataModule's).
         """
@@ -89,10 +91,19 @@ class ImageFolderDataModule(ImageDataModule):
         self.scale = None if scale is None else tuple(scale)
         self.ratio = tuple(ratio)
         self.hflip = hflip
-        self.interpolation = interpolation
+        self.interpolation_given = interpolation is not None
+        self.interpolation: Interpolation = interpolation or DEFAULT_INTERPOLATION
         self.classes = self._find_classes()  # cheap: one directory listing
         self.num_classes = len(self.classes)
         self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
+
+    def use_pretrained_preprocessing(self, preprocessing: dict[str, Any]) -> None:
+        """Also the pretrained weights' interpolation, unless the config set one; takes effect before setup (the
+        CLI calls this as soon as model and datamodule exist)."""
+        super().use_pretrained_preprocessing(preprocessing)
+        wanted = preprocessing.get("interpolation")
+        if not self.interpolation_given and wanted in get_args(Interpolation):
+            self.interpolation = wanted
 
     def default_eval_side_range(self) -> tuple[int, int]:
         """Where eval puts an image's shorter side without a crop_pct: the field-of-view rule (transforms.py)."""

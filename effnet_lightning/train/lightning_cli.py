@@ -145,6 +145,10 @@ class EffnetCLI(LightningCLI):
             if record.failure is None:
                 raise
             raise record.failure from record.failure.error
+        preprocessing = getattr(self.model, "pretrained_preprocessing", None)
+        adopt = getattr(self.datamodule, "use_pretrained_preprocessing", None)
+        if preprocessing is not None and adopt is not None:  # before the datamodule builds its transforms
+            adopt(preprocessing)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The section's heading would be LightningDataModule's docstring, cut off after "The main advantage is:".

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_info
+from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -25,8 +26,17 @@ from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import cost
 from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_frozen
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
-from effnet_lightning.train.checkpoint_format import CLASS_NAMES_KEY, DATA_CONFIG_KEY, default_class_names, spec_of
+from effnet_lightning.train import freezing
+from effnet_lightning.train.checkpoint_format import (
+    CLASS_NAMES_KEY,
+    DATA_CONFIG_KEY,
+    Weights,
+    default_class_names,
+    spec_of,
+)
+from effnet_lightning.train.initial_weights import load_into, read_initial_weights
 from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, epochs_done, updates_per_epoch
+from effnet_lightning.train.mixing import mixing
 
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
 
@@ -65,6 +75,15 @@ class EfficientNetModule(pl.LightningModule):
         grad_checkpointing: bool = False,
         compile: bool | CompileMode = False,
         compile_backend: str = "inductor",
+        init: str | None = None,
+        init_weights: Weights = "ema",
+        reset_classifier: bool = False,
+        frozen_epochs: freezing.FrozenEpochs = 0,
+        layer_decay: float | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        mixup_switch_prob: float = 0.5,
     ) -> None:
         """The defaults are the paper's ImageNet recipe (§5.2 and TF's main.py), cited once here.
 
@@ -98,6 +117,22 @@ class EfficientNetModule(pl.LightningModule):
             compile: torch.compile the network in place when fit starts (checkpoint keys stay plain); a string
                 is the compile mode.
             compile_backend: torch.compile backend; inductor for speed, aot_eager or eager (compile fast) to debug.
+            init: where the weights start; None: random. A timm model name or tag (efficientnet_b0.ra_in1k,
+                loaded by timm: its cache and hub settings apply), a timm .safetensors/.pth file, an `effnet export`
+                folder or an `effnet fit` checkpoint (.ckpt). Every tensor must fit; a classifier for another
+                number of classes is re-initialised. The datamodule then normalises with the weights' mean/std
+                unless its config sets its own (initial_weights.py).
+            init_weights: of a .ckpt init: its EMA weights (default) or the raw ones.
+            reset_classifier: re-initialise the classifier also when the class counts match (other classes).
+            frozen_epochs: epochs the backbone stays frozen (the classifier trains alone; frozen BatchNorm keeps
+                its loaded statistics), then everything trains; "all": frozen for the whole run (a linear probe).
+            layer_decay: layer-wise LR decay over timm's parameter groups (stem, each block, head conv; the
+                classifier gets the full LR, each group below it x layer_decay more); None: off.
+            mixup_alpha: timm Mixup's Beta(alpha, alpha) mixing of image pairs; 0: off.
+            cutmix_alpha: timm CutMix's Beta(alpha, alpha) box size; 0: off. Either needs an even batch size;
+                train/acc1 is not logged under mixed targets.
+            mixup_prob: share of batches that are mixed when mixup or cutmix is on.
+            mixup_switch_prob: with both on, the share of mixed batches that use CutMix.
         """
         for name, rate in (("dropout", dropout), ("drop_path_rate", drop_path_rate)):
             if rate is not None and not 0.0 <= rate < 1.0:
@@ -112,6 +147,22 @@ class EfficientNetModule(pl.LightningModule):
             bn_momentum=bn_momentum,
             bn_eps=bn_eps,
         )
+        if frozen_epochs != "all" and frozen_epochs < 0:
+            raise ConfigError(f"model.frozen_epochs must be >= 0 or 'all', got {frozen_epochs}")
+        if layer_decay is not None and not 0 < layer_decay <= 1:
+            raise ConfigError(f"model.layer_decay must be in (0, 1] (or null: off), got {layer_decay}")
+        self.mixup = mixing(num_classes, label_smoothing, mixup_alpha, cutmix_alpha, mixup_prob, mixup_switch_prob)
+        # The source's preprocessing (mean, std, interpolation, crop_pct) the datamodule adopts; None: not recorded
+        self.pretrained_preprocessing: dict[str, Any] | None = None
+        if init is not None:
+            pretrained = read_initial_weights(init, init_weights)
+            if pretrained.bn_eps is not None and pretrained.bn_eps != bn_eps:
+                rank_zero_info(
+                    f"effnet: note: {init} was trained with BatchNorm eps {pretrained.bn_eps:g}, this network has "
+                    f"{bn_eps:g} (model.bn_eps)"
+                )
+            load_into(self.model, pretrained, reset_classifier)
+            self.pretrained_preprocessing = pretrained.preprocessing
         self.model.set_grad_checkpointing(grad_checkpointing)  # ~10x fewer saved activation bytes (memory.py)
         self._macs_per_image: int | None = None  # counted on first use (flops_per_batch)
         self._batch_images = 0  # images in the last batch forward() saw (flops_per_batch; a short last batch)
@@ -176,6 +227,8 @@ class EfficientNetModule(pl.LightningModule):
         self._batch_images = images.shape[0]  # a host int: no device sync
         if self._channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        if self.training and self.backbone_frozen:
+            return freezing.head_only_logits(self.model, images)  # backward stops at the features
         return self.model(images)  # (B, num_classes) logits
 
     @property
@@ -185,6 +238,13 @@ class EfficientNetModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule  # setup runs under a trainer
+        if self.pretrained_preprocessing is not None and hasattr(datamodule, "use_pretrained_preprocessing"):
+            datamodule.use_pretrained_preprocessing(self.pretrained_preprocessing)
+        if stage == "fit" and self.mixup is not None and getattr(datamodule, "batch_size", 0) % 2:
+            raise ConfigError(
+                f"mixup/cutmix mixes each batch with itself reversed and needs an even data.batch_size, got "
+                f"{datamodule.batch_size}"
+            )
         names = getattr(datamodule, "class_names", None)
         if names is not None and len(names) == self.hparams.num_classes:
             self.class_names = [str(name) for name in names]
@@ -217,16 +277,48 @@ class EfficientNetModule(pl.LightningModule):
         mode = None if self.hparams.compile is True else self.hparams.compile
         self.model.compile(mode=mode, backend=self.hparams.compile_backend)
 
+    @property
+    def backbone_frozen(self) -> bool:
+        """Whether this epoch trains the classifier alone (freezing.py): a function of the epoch only, so a
+        resumed run is in the phase an uninterrupted one would be."""
+        return freezing.frozen_at(self.current_epoch, self.hparams.frozen_epochs)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Frozen backbone modules in eval mode (loaded BatchNorm statistics kept, no drop-path). Set before every
+        batch: Lightning puts the whole module back in train mode after each validation."""
+        if self.hparams.frozen_epochs:
+            freezing.set_backbone_training(self.model, not self.backbone_frozen)
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch
+        mixed = self.mixup(images, targets) if self.mixup is not None else None
+        if mixed is not None:
+            images = mixed[0]
         logits = self(images)
-        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
-        self.train_acc1(logits, targets)
+        if mixed is not None:  # soft targets, label smoothing included (timm's Mixup applies it)
+            loss = SoftTargetCrossEntropy()(logits, mixed[1])
+        else:
+            loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+            self.train_acc1(logits, targets)  # under mixed targets no accuracy is honest: not logged
+            self.log("train/acc1", self.train_acc1, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc1", self.train_acc1, on_step=True, on_epoch=False, prog_bar=True)
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the LR of this update, a host float: no sync
+        # the LR of this update, a host float: no sync; the classifier's (the largest) under layer_decay
+        lr = max(group["lr"] for group in self.trainer.optimizers[0].param_groups)
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=1)
+        if self.backbone_frozen:
+            loss = loss + freezing.anchor(self.model)  # + 0: DDP sees every parameter take part
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.backbone_frozen:
+            freezing.drop_backbone_grads(self.model)  # the frozen backbone is not updated (no decay, no momentum)
+
+    def on_train_epoch_start(self) -> None:
+        """One line when the phase changes (and at the start): what trains now."""
+        frozen_epochs = self.hparams.frozen_epochs
+        if frozen_epochs and (self.current_epoch == 0 or self.current_epoch == frozen_epochs):
+            what = "classifier only (backbone frozen)" if self.backbone_frozen else "all layers (backbone unfrozen)"
+            rank_zero_info(f"effnet: epoch {self.current_epoch}: training {what}")
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """With gradient checkpointing, backward re-runs each block's forward: BatchNorm's running statistics must
@@ -278,6 +370,7 @@ class EfficientNetModule(pl.LightningModule):
             weight_decay=hp.weight_decay,
             momentum=hp.momentum,
             filter_bias_and_bn=True,  # no weight decay on 1-d parameters: BN weights/biases and conv/fc biases
+            layer_decay=hp.layer_decay,  # groups with `lr_scale`, which timm's schedulers multiply in
             **extra.get(hp.optimizer, {}),
         )
         cosine_epochs = hp.cosine_epochs if hp.cosine_epochs is not None else self.trainer.max_epochs
@@ -293,6 +386,14 @@ class EfficientNetModule(pl.LightningModule):
             cosine_epochs=cosine_epochs,
             min_lr=hp.min_lr * scale,
         )
+        if hp.layer_decay is not None:
+            # timm's schedulers apply each group's lr_scale when they set an LR, but create_optimizer_v2 gives every
+            # group the full LR: set the LR of update 0 now (constant schedule: once, for good)
+            if scheduler is not None:
+                scheduler.step_update(num_updates=0)
+            else:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
         if scheduler is None:
             return {"optimizer": optimizer}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
