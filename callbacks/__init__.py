@@ -1,6 +1,7 @@
-"""Callbacks for the EfficientNet training recipe (EMA of weights, BatchNorm statistics recomputed before evaluation) and for long runs (last.ckpt on signals and
-every N steps/minutes, RNG states, non-finite loss guard, optimizer settings given at resume). The LR schedule and
-stochastic depth are the module's own arguments (`model.lr_schedule`, `model.drop_path_rate`)."""
+"""Callbacks for the EfficientNet training recipe (EMA of weights, BatchNorm statistics recomputed before
+evaluation) and for long runs (last.ckpt on signals and every N steps/minutes, RNG states, non-finite loss guard,
+optimizer settings given at resume). The LR schedule and stochastic depth are the module's own arguments
+(`model.lr_schedule`, `model.drop_path_rate`)."""
 
 from .auto_batch import AutoBatchSize
 from .ema import EMA, TensorPairs, ema_update_, load_weights, tf_ema_decay
