@@ -173,14 +173,16 @@ class ImageDataModule(LightningDataModule):
         evaluation (callbacks/precise_bn.py).
 
         The subset is drawn by a generator seeded from `seed`, so every evaluation, every resume and every DDP rank
-        of a run uses the same images in the same order. The eval transform (no crop jitter, flips or RandAugment)
+        of a run uses the same images in the same (shuffled) order. The eval transform (no crop jitter, flips or RandAugment)
         gives the statistics of images like those evaluation feeds the network. The batch size is training's: BN
         normalised each training batch by its own statistics, and the recomputed variance is a mean over batches."""
         fitting = getattr(self, "train_set", None)  # set up for fit; validate/test read the split here
         samples = fitting.samples if fitting is not None else self.train_dataset()
         count = min(num_images, len(samples))
         chosen = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed))[:count]
-        subset = Subset(samples, chosen.sort().values.tolist())  # file order: neighbouring reads
+        # in drawn order, not file order: a folder's files come class by class, and batches of one class have
+        # the within-class variance only (digits at 32 px, batch 16: val top-1 0.85 instead of 0.89)
+        subset = Subset(samples, chosen.tolist())
         return DataLoader(
             TransformedDataset(subset, self.eval_transform()),
             batch_size=self.batch_size,

@@ -182,3 +182,16 @@ def test_validate_from_a_checkpoint_recomputes_only_statistics_it_does_not_have(
 def test_num_images_below_one_is_a_config_error():
     with pytest.raises(ConfigError, match="precise_bn.num_images must be 1 or more, got 0"):
         PreciseBN(num_images=0)
+
+
+def test_calibration_batches_mix_the_classes_of_a_folder_sorted_by_class():
+    """A folder lists its files class by class; batches of one class would hold the within-class variance only."""
+
+    class ByClass(Squares):
+        def train_dataset(self):
+            return sorted(self._images(TRAIN, 0), key=lambda sample: sample[1])
+
+    dm = ByClass("unused", resolution=32, batch_size=BATCH, num_workers=0, seed=0)
+    labels = [batch[1] for batch in dm.calibration_dataloader(TRAIN)]
+    assert sorted(torch.cat(labels).tolist()) == sorted(s[1] for s in dm.train_dataset())  # every image once
+    assert all(len(set(batch.tolist())) > 1 for batch in labels)
