@@ -173,9 +173,10 @@ class ImageDataModule(LightningDataModule):
         evaluation (callbacks/precise_bn.py).
 
         The subset is drawn by a generator seeded from `seed`, so every evaluation, every resume and every DDP rank
-        of a run uses the same images in the same (shuffled) order. The eval transform (no crop jitter, flips or RandAugment)
-        gives the statistics of images like those evaluation feeds the network. The batch size is training's: BN
-        normalised each training batch by its own statistics, and the recomputed variance is a mean over batches."""
+        of a run uses the same images in the same (shuffled) order. The eval transform (no crop jitter, flips or
+        RandAugment) gives the statistics of images like those evaluation feeds the network. The batch size is
+        training's: BN normalised each training batch by its own statistics, and the recomputed variance is a mean
+        over batches."""
         fitting = getattr(self, "train_set", None)  # set up for fit; validate/test read the split here
         samples = fitting.samples if fitting is not None else self.train_dataset()
         count = min(num_images, len(samples))
