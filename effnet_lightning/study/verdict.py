@@ -128,18 +128,19 @@ def sentence(
 
 
 def trainability_sentence(c: Comparison, untrained: Mapping[str, str], methods: Mapping[str, str]) -> str:
-    """`depth did not train under this recipe (seed 0: final train loss 2.10, ...): compound − depth = +76.0 points
-    measures trainability, not scaling; try ...`"""
+    """`compound − depth = +76.0 points (3 seeds, 95% CI ...): depth did not train or settle under this recipe
+    (seed 0: did not train: final train loss 2.10, chance 2.30, ...): this comparison measures trainability, not
+    scaling; try ...`"""
     from effnet_lightning.study.trainability import remedy
 
     names = [name for name in (c.versus, c.arm) if name in untrained]
     what = "; ".join(f"{name} did not train or settle under this recipe ({untrained[name]})" for name in names)
-    interval = (
-        "" if c.n < 2 or math.isnan(c.ci_low) else f", {CONFIDENCE:.0%} CI {points(c.ci_low)} … {points(c.ci_high)}"
-    )
+    interval = ""
+    if c.n >= 2 and not math.isnan(c.ci_low):
+        interval = f", {CONFIDENCE:.0%} CI {points(c.ci_low)} … {points(c.ci_high)}"
     return (
-        f"{what}: {c.arm} − {c.versus} = {points(c.delta)} points ({c.n} seeds{interval}) measures trainability, "
-        f"not scaling; {remedy(methods.get(names[0], ''))}."
+        f"{c.arm} − {c.versus} = {points(c.delta)} points ({c.n} seeds{interval}): {what}: this comparison measures "
+        f"trainability, not scaling; {remedy(methods.get(names[0], ''))}."
     )
 
 
