@@ -287,7 +287,8 @@ class EffnetCLI(LightningCLI):
         reported = any(isinstance(c, UnreadableImagesReport) for c in user_callbacks)
         if isinstance(self.datamodule, ImageFolderDataModule) and not reported:
             extra.append(UnreadableImagesReport())  # the per-epoch count of skipped image files needs epoch hooks
-        if self.subcommand in ("fit", "validate", "test") and config["precise_bn"] is not None:
+        # None: built with run=False by code that then calls trainer.test itself (the study's evaluation)
+        if self.subcommand in (None, "fit", "validate", "test") and config["precise_bn"] is not None:
             extra.append(config["precise_bn"])
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
