@@ -53,13 +53,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--num-images", type=int, default=8192)
+    parser.add_argument("--arms", nargs="+", help="only these arms")
+    parser.add_argument("--json", type=Path, help="also write {arm: [top-1 with precise BN per seed]} here")
     args = parser.parse_args()
     rows = []
     for arm in sorted(p for p in args.study.iterdir() if p.is_dir() and list(p.glob("seed*/result.json"))):
+        if args.arms and arm.name not in args.arms:
+            continue
         units = sorted(arm.glob("seed*/result.json"))
         before = [json.loads(u.read_text())["acc1"] for u in units]
         after = [evaluate(u.parent, args.num_images) for u in units]
         rows.append((arm.name, before, after))
+    if args.json:
+        args.json.write_text(json.dumps({name: after for name, _, after in rows}) + "\n")
     print("| arm | test top-1, running statistics (seeds) | mean ± sd | precise BN (seeds) | mean ± sd |")
     print("|---|---|---|---|---|")
     for name, before, after in rows:
