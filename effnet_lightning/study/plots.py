@@ -130,7 +130,7 @@ def _differences(comparisons: Sequence[Comparison], split: str, untrained: set[s
     ]
     axes.set_yticks(range(len(ordered)), labels)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
-    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0, "
+    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0,\n"
                     "or an arm did not train)")  # fmt: skip
     axes.set_title("compound against each single dimension")
     axes.grid(axis="x", alpha=0.3)
