@@ -10,8 +10,8 @@
   activations per image (pycls), error bars ±1 sd; a legend names each arm instead of labels at the points.
 - marginal_gain.png (family only, where the arms differ in MACs): top-1 points per doubling of MACs from each
   arm to the next larger one, with the 95% interval. Arms at one budget have no doubling to divide by.
-An arm that did not train or settle (results.csv `trained: no`) is drawn hollow and named "(did not train)";
-a difference involving one is grey and named "(trainability)", whatever its interval.
+An arm that did not train or settle (results.csv `trained: no`) is drawn hollow and named so; a difference
+involving one is grey and named "(trainability)", whatever its interval.
 Axes use plain engineering labels (1.2 M, 150) on linear scales, a few ticks each.
 """
 
@@ -103,7 +103,8 @@ def _by_arm(rows: Sequence[ArmRow], scores: Mapping[str, Mapping[int, float]], s
         face = "white" if row.trained == "no" else _colour(row)  # hollow: did not train or settle
         axes.errorbar(100 * row.test_acc1_mean, y, xerr=sd, fmt="D", color=_colour(row), mfc=face, capsize=4,
                       zorder=3)  # fmt: skip
-    axes.set_yticks(range(len(ordered)), [f"{r.arm} (did not train)" if r.trained == "no" else r.arm for r in ordered])
+    names = [f"{r.arm} (did not train or settle)" if r.trained == "no" else r.arm for r in ordered]
+    axes.set_yticks(range(len(ordered)), names)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
     axes.set_xlabel(f"{split} top-1 % (dots: seeds; diamond: mean ± 1 sd)")
     axes.set_title(f"{kind}: top-1 per arm, {max(r.n for r in rows)} seeds")
