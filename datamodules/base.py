@@ -22,7 +22,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from effnet_lightning.errors import DataError
 
@@ -185,6 +185,33 @@ class ImageDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, train=False)
+
+    def calibration_dataloader(self, num_images: int) -> DataLoader:
+        """`num_images` training images (all of them if there are fewer), the same ones every time, through the
+        eval transform, in batches of `batch_size`: what BatchNorm's statistics are recomputed over before an
+        evaluation (callbacks/precise_bn.py).
+
+        The subset is drawn by a generator seeded from `seed`, so every evaluation, every resume and every DDP rank
+        of a run uses the same images in the same (shuffled) order. The eval transform (no crop jitter, flips or
+        RandAugment) gives the statistics of images like those evaluation feeds the network. The batch size is
+        training's: BN normalised each training batch by its own statistics, and the recomputed variance is a mean
+        over batches."""
+        fitting = getattr(self, "train_set", None)  # set up for fit; validate/test read the split here
+        samples = fitting.samples if fitting is not None else self.train_dataset()
+        count = min(num_images, len(samples))
+        chosen = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed))[:count]
+        # in drawn order, not file order: a folder's files come class by class, and batches of one class have
+        # the within-class variance only (digits at 32 px, batch 16: val top-1 0.85 instead of 0.89)
+        subset = Subset(samples, chosen.tolist())
+        return DataLoader(
+            TransformedDataset(subset, self.eval_transform()),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            # the workers' base seed from the loader's own generator: the global RNG that dropout draws from
+            # stays as it was, so a fit with and without an evaluation in between trains alike
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         # Training resumes exactly (order, position and augmentations from seed, epoch and index; see

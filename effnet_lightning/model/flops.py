@@ -29,7 +29,7 @@ from effnet_lightning.model.network import Architecture, Stage, architecture
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["Cost", "cost", "count_macs", "count_params"]
+__all__ = ["Cost", "cost", "count_macs", "count_params", "stem_side"]
 
 STEM_KERNEL, STEM_STRIDE = 3, 2  # timm EfficientNet's stem: 3x3 convolution, stride 2
 COSTS_KEPT = 4096  # (architecture, px, classes) -> Cost entries a process keeps (~200 bytes each)
@@ -63,6 +63,12 @@ class _Tally:
 def _out_side(side: int, stride: int) -> int:
     """timm's symmetric padding (k // 2 for odd k) gives ceil(side / stride) for every kernel here."""
     return -(-side // stride)
+
+
+def stem_side(resolution: int) -> int:
+    """The side of the stem's output map for a `resolution` px input. Every later map follows from it, so two
+    resolutions with the same stem side (35 and 36 px: 18) run one network on the same feature maps."""
+    return _out_side(resolution, STEM_STRIDE)
 
 
 def _block(stage: Stage, cin: int, side: int, stride: int) -> _Tally:

@@ -9,7 +9,9 @@
   `--phi` values (the compound rule from the base, with `--coefficients FILE` if given).
 - grid: the paper's step 1. Each (α, β, γ) from `--grid` with α·β²·γ² within `--tolerance` of 2 is scaled to
   twice the base's counted MACs (φ solved per point, ±MATCH_TOLERANCE); a point that cannot get there is left
-  out, and points that build the same network run once.
+  out, and points that build the same network on the same feature maps run once (35 and 36 px give the same
+  maps after the stride-2 stem). Where the points collapse to a few networks, the plan says that a grid search
+  there cannot tell the coefficients apart.
 
 Costs are flops.py's arithmetic (the counter `effnet scale` prints); activations are pycls's (conv outputs per
 image). Pure arithmetic: planning a 75-point grid takes well under a second.
@@ -43,6 +45,7 @@ __all__ = [
 MATCH_TOLERANCE = 0.01  # every arm of one budget within ±1% of its counted MACs
 GRID_STEPS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4)  # α, β, γ candidates: the paper's step 1 range
 RESOLUTION_SEARCH = 0.03  # grid: whole-px resolutions within 3% of the rule's, for a point the rule leaves off
+FEW_NETWORKS = 0.25  # grid: distinct networks at most this share of the points: the grid cannot resolve them
 FLOPS_DOUBLING = 2.0  # α·β²·γ² ≈ 2: one unit of φ doubles the FLOPs (paper §3.3); the grid's cost ratio
 PLAN_COLUMNS = ("arm", "depth", "width", "resolution", "params", "macs", "target_macs", "macs_deviation",
                 "activations", "method", "budget", "phi", "alpha", "beta", "gamma", "same_as")  # fmt: skip
@@ -188,6 +191,7 @@ def grid(
     tolerance: float = 0.05,
 ) -> Plan:
     """Every (α, β, γ) of `values`³ with α·β²·γ² within `tolerance` of 2, scaled to 2x the base's counted MACs."""
+    from effnet_lightning.model.flops import stem_side
     from effnet_lightning.model.network import architecture
 
     spec = _spec(base)
@@ -214,10 +218,11 @@ def grid(
                 f"{near.resolution} px)"
             )
             s = replace(near, scale="compound", multiplier=s.multiplier)
-        key = (architecture(s.depth, s.width), s.resolution)
+        key = (architecture(s.depth, s.width), stem_side(s.resolution))  # the network, and the maps it runs on
         if key in kept:
             merged += 1
-            kept[key] = replace(kept[key], same_as=(*kept[key].same_as, name))
+            same = name if s.resolution == kept[key].resolution else f"{name}@{s.resolution}px"
+            kept[key] = replace(kept[key], same_as=(*kept[key].same_as, same))
             continue
         kept[key] = _arm(name, "grid", s.depth, s.width, s.resolution, num_classes, target_macs=budget.matched,
                          budget=budget.label, phi=s.multiplier, alpha=a, beta=b, gamma=g)  # fmt: skip
@@ -235,7 +240,16 @@ def grid(
     if missed:
         notes.append(f"{len(missed)} cannot land within ±{MATCH_TOLERANCE:.0%} and are left out: " + ", ".join(missed))
     if merged:
-        notes.append(f"{merged} build the same network as another point and run once with it (same_as in plan.csv)")
+        notes.append(
+            f"{merged} build the same network on the same feature maps as another point (resolutions with one stem "
+            "output side give the same maps) and run once with it (same_as in plan.csv)"
+        )
+    if points and len(kept) <= len(points) * FEW_NETWORKS:
+        notes.append(
+            f"the {len(points)} points build only {len(kept)} distinct networks: at this base, neighbouring "
+            "coefficients round to the same blocks, channels and feature maps, so a grid search here cannot tell "
+            "them apart; a larger base (phi, resolution) lets each step of the grid change the network"
+        )
     return Plan("grid", tuple(kept.values()), (budget,), tuple(notes), num_classes)
 
 

@@ -10,6 +10,8 @@
   activations per image (pycls), error bars ±1 sd; a legend names each arm instead of labels at the points.
 - marginal_gain.png (family only, where the arms differ in MACs): top-1 points per doubling of MACs from each
   arm to the next larger one, with the 95% interval. Arms at one budget have no doubling to divide by.
+An arm that did not train or settle (results.csv `trained: no`) is drawn hollow and named so; a difference
+involving one is grey and named "(trainability)", whatever its interval.
 Axes use plain engineering labels (1.2 M, 150) on linear scales, a few ticks each.
 """
 
@@ -70,7 +72,7 @@ def plot(
         figures["accuracy_by_arm"] = _by_arm(done, scores, split, plan.kind)
         single = [c for c in comparisons if c.versus != "baseline" and plan.kind == "table7"]
         if single:
-            figures["differences"] = _differences(single, split)
+            figures["differences"] = _differences(single, split, {r.arm for r in rows if r.trained == "no"})
         if plan.kind == "family" or len(plan.budgets) > 1:
             figures["accuracy_vs_macs"] = _versus(done, "macs", "MACs per image", split, plan.kind, len(plan.budgets))
         if any(r.train_img_s for r in done):
@@ -98,8 +100,11 @@ def _by_arm(rows: Sequence[ArmRow], scores: Mapping[str, Mapping[int, float]], s
         seeds = list(scores.get(row.arm, {}).values())
         axes.scatter([100 * s for s in seeds], [y] * len(seeds), s=14, color=_colour(row), alpha=0.5, zorder=2)
         sd = 0.0 if row.test_acc1_sd is None else 100 * row.test_acc1_sd
-        axes.errorbar(100 * row.test_acc1_mean, y, xerr=sd, fmt="D", color=_colour(row), capsize=4, zorder=3)
-    axes.set_yticks(range(len(ordered)), [r.arm for r in ordered])
+        face = "white" if row.trained == "no" else _colour(row)  # hollow: did not train or settle
+        axes.errorbar(100 * row.test_acc1_mean, y, xerr=sd, fmt="D", color=_colour(row), mfc=face, capsize=4,
+                      zorder=3)  # fmt: skip
+    names = [f"{r.arm} (did not train or settle)" if r.trained == "no" else r.arm for r in ordered]
+    axes.set_yticks(range(len(ordered)), names)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
     axes.set_xlabel(f"{split} top-1 % (dots: seeds; diamond: mean ± 1 sd)")
     axes.set_title(f"{kind}: top-1 per arm, {max(r.n for r in rows)} seeds")
@@ -107,22 +112,27 @@ def _by_arm(rows: Sequence[ArmRow], scores: Mapping[str, Mapping[int, float]], s
     return figure
 
 
-def _differences(comparisons: Sequence[Comparison], split: str) -> Any:
+def _differences(comparisons: Sequence[Comparison], split: str, untrained: set[str]) -> Any:
     from effnet_lightning.study.verdict import CONFIDENCE
 
     figure, axes = _figure(6.4, max(2.4, 1.3 + 0.45 * len(comparisons)))
     ordered = list(reversed(comparisons))
+    caveat = [bool({c.arm, c.versus} & untrained) for c in ordered]
     for y, c in enumerate(ordered):
         if c.n < 2 or math.isnan(c.ci_low):
             axes.plot([100 * c.delta], [y], "o", color="0.5")
             continue
-        colour = "0.5" if not c.significant else ("C2" if c.delta > 0 else "C3")
+        colour = "0.5" if not c.significant or caveat[y] else ("C2" if c.delta > 0 else "C3")
         axes.errorbar(100 * c.delta, y, xerr=[[100 * (c.delta - c.ci_low)], [100 * (c.ci_high - c.delta)]],
                       fmt="o", color=colour, capsize=5)  # fmt: skip
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_yticks(range(len(ordered)), [f"{c.arm} − {c.versus}" for c in ordered])
+    labels = [
+        f"{c.arm} − {c.versus}" + (" (trainability)" if bad else "") for c, bad in zip(ordered, caveat, strict=True)
+    ]
+    axes.set_yticks(range(len(ordered)), labels)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
-    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0)")
+    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0,\n"
+                    "or an arm did not train)")  # fmt: skip
     axes.set_title("compound against each single dimension")
     axes.grid(axis="x", alpha=0.3)
     return figure

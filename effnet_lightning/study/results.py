@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from effnet_lightning.study import trainability as tr
 from effnet_lightning.study import verdict as vd
 from effnet_lightning.study.plan import Arm, Plan
 from effnet_lightning.train.run_layout import VERSION_GLOB, last_checkpoints
@@ -263,6 +264,8 @@ class ArmRow:
     beta: float | None
     gamma: float | None
     error: str  # a measurement that failed
+    trained: str  # "yes", "no" (a seed did not train or settle: trainability.py), "" before any seed finished
+    untrained_why: str  # the flagged seeds' reasons, with their logged numbers
 
 
 def _unit_status(unit: Path) -> str:
@@ -278,7 +281,7 @@ def collect(folder: Path, plan: Plan, seeds: int, trained: Trained) -> tuple[lis
     """Every arm's row and every unit's, from the files the study wrote so far."""
     rows, units = [], []
     for arm in plan.arms:
-        results, walls, statuses = [], [], []
+        results, walls, statuses, healths = [], [], [], {}
         for k in range(seeds):
             unit = unit_root(folder, arm, k)
             status = _unit_status(unit)
@@ -288,6 +291,8 @@ def collect(folder: Path, plan: Plan, seeds: int, trained: Trained) -> tuple[lis
             result = json.loads((unit / RESULT).read_text()) if status == "done" else None
             if result is not None:
                 results.append(result)
+                prefix = str(result.get("selected_by", "")).split("/")[0] + "/"
+                healths[k] = tr.unit_health(unit, prefix if prefix.startswith("val") else "val/", trained.num_classes)
             fields_ = ("selected_by", "val_score", "acc1", "acc5", "split", "epochs")
             units.append({"arm": arm.name, "seed_index": k, "seed": trained.base_seed + k, "status": status,
                           "wall_s": wall, **{f: (result or {}).get(f) for f in fields_}})  # fmt: skip
@@ -300,6 +305,7 @@ def collect(folder: Path, plan: Plan, seeds: int, trained: Trained) -> tuple[lis
         acc5 = [r["acc5"] for r in results if r.get("acc5") is not None]
         scores = [r["val_score"] for r in results if r.get("val_score") is not None]
         wall = sum(walls) if walls else None
+        trained_flag, why = tr.arm_health(healths)
         rows.append(
             ArmRow(
                 arm=arm.name, method=arm.method, budget=arm.budget, status=status, depth=arm.depth,
@@ -317,6 +323,7 @@ def collect(folder: Path, plan: Plan, seeds: int, trained: Trained) -> tuple[lis
                 epochs=results[0].get("epochs") if results else None, wall_s=wall,
                 device_hours=None if wall is None else wall * trained.devices / SECONDS_PER_HOUR,
                 phi=arm.phi, alpha=arm.alpha, beta=arm.beta, gamma=arm.gamma, error=cost.get("error", ""),
+                trained=trained_flag, untrained_why=why,
             )
         )  # fmt: skip
     return rows, units
@@ -374,6 +381,8 @@ def judge(
 ) -> tuple[list[vd.Comparison], list[str]]:
     """The comparisons this kind of study makes, and the verdict in sentences (verdict.py)."""
     split = "test" if trained.has_test else "validation"
+    untrained = {r.arm: r.untrained_why for r in rows if r.trained == "no"}
+    methods = {a.name: a.method for a in plan.arms}
     comparisons, lines = [], []
     if plan.kind == "table7":
         for budget in plan.budgets:
@@ -383,7 +392,7 @@ def judge(
                 if arms.get("compound") in scores and arms.get(method) in scores:
                     c = vd.paired(arms["compound"], arms[method], scores[arms["compound"]], scores[arms[method]])
                     comparisons.append(c)
-                    lines.append(vd.sentence(c, "compound", f"{method}-only scaling", where))
+                    lines.append(vd.sentence(c, "compound", f"{method}-only scaling", where, untrained, methods))
             for method in ("depth", "width", "resolution", "compound"):  # context: every arm against the base
                 if arms.get(method) in scores and "baseline" in scores:
                     comparisons.append(vd.paired(arms[method], "baseline", scores[arms[method]], scores["baseline"]))
@@ -393,6 +402,9 @@ def judge(
         comparisons += gains
         for g in gains:
             pd = g.per_doubling()
+            if g.arm in untrained or g.versus in untrained:
+                lines.append(vd.trainability_sentence(g, untrained, methods))
+                continue
             lines.append(
                 f"{g.arm} over {g.versus}: {vd.points(pd.delta)} top-1 points per doubling of MACs "
                 f"({vd.CONFIDENCE:.0%} CI {vd.points(pd.ci_low)} … {vd.points(pd.ci_high)}, {g.n} seeds, "
@@ -420,7 +432,8 @@ def judge(
         if len(rows) > 1 and rows[1].arm in scores and best.arm in scores:
             c = vd.paired(best.arm, rows[1].arm, scores[best.arm], scores[rows[1].arm])
             comparisons.append(c)
-            lines.append(vd.sentence(c, best.arm, f"the runner-up {rows[1].arm}", "at 2x the base's MACs"))
+            lines.append(vd.sentence(c, best.arm, f"the runner-up {rows[1].arm}", "at 2x the base's MACs", untrained,
+                                     methods))  # fmt: skip
     return comparisons, lines
 
 
@@ -451,28 +464,35 @@ def markdown(
     out += [*(f"- {line}" for line in lines)] or ["- Not enough finished seeds for a verdict yet."]
     out += ["", "## Arms", ""]
     out += [
-        f"| arm | status | depth | width | res | params | MACs | target | deviation | act/img | train img/s | "
-        f"peak mem | {split} top-1 % (mean ± sd) | n | device-h |",
-        "|" + "---|" * 15,
+        f"| arm | status | trained | depth | width | res | params | MACs | target | deviation | act/img | "
+        f"train img/s | peak mem | {split} top-1 % (mean ± sd) | n | device-h |",
+        "|" + "---|" * 16,
     ]
     for r in rows:
         acc = "" if r.test_acc1_mean is None else f"{100 * r.test_acc1_mean:.1f}"
         if r.test_acc1_sd is not None:
             acc += f" ± {100 * r.test_acc1_sd:.1f}"
         out.append(
-            f"| {r.arm} | {r.status} | {r.depth:.3g} | {r.width:.3g} | {r.resolution} | {r.params / 1e6:.3g}M | "
+            f"| {r.arm} | {r.status} | {r.trained} | {r.depth:.3g} | {r.width:.3g} | {r.resolution} | "
+            f"{r.params / 1e6:.3g}M | "
             f"{_human(r.macs)} | {'' if r.target_macs is None else _human(r.target_macs)} | "
             f"{'' if r.macs_deviation is None else f'{r.macs_deviation:+.2%}'} | {r.activations / 1e6:.3g}M | "
             f"{'' if r.train_img_s is None else f'{r.train_img_s:.0f}'} | "
             f"{'' if r.peak_memory is None else human_bytes(r.peak_memory)} | {acc} | {r.n} | "
             f"{'' if r.device_hours is None else f'{r.device_hours:.3g}'} |"
         )
+    flagged = [r for r in rows if r.trained == "no"]
+    if flagged:
+        out += ["", "## Arms that did not train or settle", ""]
+        out += [f"- **{r.arm}** (trained: no): {r.untrained_why}. Its comparisons measure trainability under this "
+                f"recipe, not scaling: {tr.remedy(r.method)}." for r in flagged]  # fmt: skip
     if comparisons:
         out += ["", "## Comparisons (top-1 points, paired over seeds)", ""]
         out += [f"| arm | versus | delta | {vd.CONFIDENCE:.0%} CI | n | significant |", "|---|---|---|---|---|---|"]
         for c in comparisons:
+            caveat = " (trainability)" if {c.arm, c.versus} & {r.arm for r in flagged} else ""
             out.append(f"| {c.arm} | {c.versus} | {vd.points(c.delta)} | {vd.points(c.ci_low)} … "
-                       f"{vd.points(c.ci_high)} | {c.n} | {'yes' if c.significant else 'no'} |")  # fmt: skip
+                       f"{vd.points(c.ci_high)} | {c.n} | {'yes' if c.significant else 'no'}{caveat} |")  # fmt: skip
     out += [
         "",
         "## How to read this",
@@ -488,6 +508,10 @@ def markdown(
         f"- train img/s and peak memory: `effnet benchmark`'s bare step at {trained.precision}, channels_last "
         f"{'on' if trained.channels_last else 'off'}, batch {trained.batch_size}, on {trained.device}. "
         "device-h: fit wall time x devices, summed over seeds.",
+        f"- trained: no where a seed's logged curves show it did not train (last epoch's train loss less than "
+        f"{tr.LEARNT_FRACTION:.0%} of the way from chance ln C to the label-smoothing floor), was unstable (train "
+        f"loss above {tr.ABOVE_CHANCE:.2f} x chance after warm-up) or had not settled (validation loss up more than "
+        f"{tr.VAL_RISE:g}x in the last epoch). Comparisons with such an arm get no better/worse.",
     ]
     out += [f"- {note}" for note in plan.notes]
     return "\n".join(out) + "\n"

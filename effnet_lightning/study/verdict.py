@@ -3,7 +3,8 @@
 Seed k gives every arm the same initialisation seed and data order, so arms are compared seed by seed: the
 difference of two arms is the mean of their per-seed differences, with the paired t-interval of that mean
 (scipy.stats.ttest_rel). A difference is called a win or a loss only when its interval excludes 0; otherwise the
-arms are "not distinguishable" at this number of seeds, whatever the means say.
+arms are "not distinguishable" at this number of seeds, whatever the means say. A comparison with an arm that did
+not train or settle (trainability.py) says so and what it measures instead: never "better" or "worse".
 
 A difference that is the same on every seed has no spread to build an interval from: it gets none (and no verdict),
 unless it is 0 on every seed (identical arms), whose interval is [0, 0].
@@ -33,6 +34,7 @@ __all__ = [
     "paired",
     "points",
     "sentence",
+    "trainability_sentence",
 ]
 
 CONFIDENCE = 0.95  # of every interval
@@ -89,8 +91,20 @@ def points(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:+.1f}"
 
 
-def sentence(c: Comparison, arm_words: str, versus_words: str, where: str) -> str:
-    """`arm − versus = +1.3 points (95% CI +0.4 … +2.2, paired over 5 seeds): A is better than B <where>.`"""
+def sentence(
+    c: Comparison,
+    arm_words: str,
+    versus_words: str,
+    where: str,
+    untrained: Mapping[str, str] | None = None,
+    methods: Mapping[str, str] | None = None,
+) -> str:
+    """`arm − versus = +1.3 points (95% CI +0.4 … +2.2, paired over 5 seeds): A is better than B <where>.`
+
+    `untrained`: arm -> why, for arms that did not train or settle (trainability.py): a comparison with one of them
+    says what it measures instead, never better or worse."""
+    if untrained and (c.arm in untrained or c.versus in untrained):
+        return trainability_sentence(c, untrained, methods or {})
     if c.n < 2:
         return (
             f"{c.arm} − {c.versus} = {points(c.delta)} points from {c.n} seed(s): no interval, so no verdict "
@@ -110,6 +124,23 @@ def sentence(c: Comparison, arm_words: str, versus_words: str, where: str) -> st
     return (
         f"{c.arm} − {c.versus} = {points(c.delta)} points ({CONFIDENCE:.0%} CI {points(c.ci_low)} … "
         f"{points(c.ci_high)}, paired over {c.n} seeds): {verdict}."
+    )
+
+
+def trainability_sentence(c: Comparison, untrained: Mapping[str, str], methods: Mapping[str, str]) -> str:
+    """`compound − depth = +76.0 points (3 seeds, 95% CI ...): depth did not train or settle under this recipe
+    (seed 0: did not train: final train loss 2.10, chance 2.30, ...): this comparison measures trainability, not
+    scaling; try ...`"""
+    from effnet_lightning.study.trainability import remedy
+
+    names = [name for name in (c.versus, c.arm) if name in untrained]
+    what = "; ".join(f"{name} did not train or settle under this recipe ({untrained[name]})" for name in names)
+    interval = ""
+    if c.n >= 2 and not math.isnan(c.ci_low):
+        interval = f", {CONFIDENCE:.0%} CI {points(c.ci_low)} … {points(c.ci_high)}"
+    return (
+        f"{c.arm} − {c.versus} = {points(c.delta)} points ({c.n} seeds{interval}): {what}: this comparison measures "
+        f"trainability, not scaling; {remedy(methods.get(names[0], ''))}."
     )
 
 

@@ -14,9 +14,10 @@
   (LastCheckpoint), `checkpoint:` is a stock ModelCheckpoint for the best-k files, `nonfinite:` stops or skips on
   a NaN loss. `--ckpt_path last` (or a run folder) resumes a run in its own folder (resume.py).
 - Every trainer addition is a parser default, so `--print_config` shows it and YAML can change or remove it:
-  `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `rng_state`,
-  `resume_overrides`, `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`,
-  `prediction_grid` and `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
+  `trainer.logger` (TensorBoard into the run folder), `checkpoint_io` (atomic writes), `precise_bn` (BatchNorm
+  statistics recomputed before every validation and test; fit, validate, test), `rng_state`, `resume_overrides`,
+  `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`, `prediction_grid` and
+  `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
   Lightning's own default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
 Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
 """
@@ -48,6 +49,7 @@ from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
 from effnet_lightning.callbacks.nonfinite import NonFiniteLoss
 from effnet_lightning.callbacks.plain_log import PlainLog
+from effnet_lightning.callbacks.precise_bn import PreciseBN
 from effnet_lightning.callbacks.prediction_grid import PredictionGrid
 from effnet_lightning.callbacks.prediction_writer import PredictionWriter
 from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
@@ -174,6 +176,7 @@ class EffnetCLI(LightningCLI):
         )
         # Trainer additions as visible, removable defaults (null drops one)
         parser.add_argument("--checkpoint_io", type=CheckpointIO | None, default=_default_of(AtomicCheckpointIO))
+        parser.add_argument("--precise_bn", type=PreciseBN | None, default=_default_of(PreciseBN))
         parser.add_argument("--rng_state", type=RNGState | None, default=_default_of(RNGState))
         parser.add_argument("--resume_overrides", type=ResumeOverrides | None, default=_default_of(ResumeOverrides))
         parser.add_argument("--prediction_writer", type=PredictionWriter | None, default=_default_of(PredictionWriter))
@@ -288,6 +291,9 @@ class EffnetCLI(LightningCLI):
         reported = any(isinstance(c, UnreadableImagesReport) for c in user_callbacks)
         if isinstance(self.datamodule, ImageFolderDataModule) and not reported:
             extra.append(UnreadableImagesReport())  # the per-epoch count of skipped image files needs epoch hooks
+        # None: built with run=False by code that then calls trainer.test itself (the study's evaluation)
+        if self.subcommand in (None, "fit", "validate", "test") and config["precise_bn"] is not None:
+            extra.append(config["precise_bn"])
         if self.subcommand == "predict" and config["prediction_writer"] is not None:
             extra.append(config["prediction_writer"])
         if self.subcommand == "fit":

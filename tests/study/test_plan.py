@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.model.flops import cost
+from effnet_lightning.model.flops import cost, stem_side
 from effnet_lightning.model.network import architecture
 from effnet_lightning.model.solve import compound_target
 from effnet_lightning.study import plan as planning
@@ -61,3 +61,16 @@ def test_variants_scale_a_small_base_in_proportion() -> None:
     plan = planning.family(DEBUG_BASE, variants=["b0", "b2"])
     assert [(a.name, a.resolution) for a in plan.arms] == [("b0", 32), ("b2", 36)]  # 32 * 260 / 224 = 37.1 -> 36
     assert plan.arms[1].depth == pytest.approx(DEBUG_BASE.depth * 1.2)
+
+
+def test_grid_points_on_the_same_feature_maps_run_once_and_a_collapsed_grid_says_so() -> None:
+    """35 and 36 px give one stem output side (18), hence the same maps everywhere after: one network."""
+    assert stem_side(35) == stem_side(36) == 18 != stem_side(37)
+    plan = planning.grid(DEBUG_BASE, num_classes=1000)
+    keys = [(architecture(a.depth, a.width), stem_side(a.resolution)) for a in plan.arms]
+    assert len(set(keys)) == len(keys)
+    assert any("px" in name for arm in plan.arms for name in arm.same_as)  # merged across resolutions
+    (collapsed,) = [note for note in plan.notes if "cannot tell" in note]
+    assert f"the 75 points build only {len(plan.arms)} distinct networks" in collapsed
+    b0_grid = planning.grid(B0, num_classes=1000)  # at B0 the grid's steps change the network
+    assert not any("cannot tell" in note for note in b0_grid.notes)
