@@ -14,6 +14,8 @@ reset, then the plain mean over the batches (momentum None).
 - Only the BatchNorm layers run in training mode. Dropout and stochastic depth stay off, as in evaluation, so
   the statistics are those of the network evaluation runs, and no random number is drawn: a fit with
   evaluations trains exactly as one without them, and exact resume holds.
+- A frozen backbone (`model.frozen_epochs`) holds every BatchNorm and keeps its loaded statistics: nothing is
+  recomputed while it is frozen.
 - DDP: every rank recomputes over the same images in the same order, so the ranks agree without a collective
   (a SyncBatchNorm still averages across ranks: the same numbers).
 - Checkpoints: best-k files and the last.ckpt written after a validation come after the recomputation; when
@@ -123,6 +125,8 @@ class PreciseBN(Callback):
         step = trainer.global_step if fitting else self._checkpoint_step
         if step is not None and step == self.step:
             return  # these weights' statistics are computed (or were, before the checkpoint was written)
+        if getattr(pl_module, "backbone_frozen", False):
+            return  # every BatchNorm is in the frozen backbone: its loaded statistics belong to its unchanged weights
         self.recompute(trainer, pl_module)
         self.step = step
 

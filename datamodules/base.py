@@ -34,6 +34,7 @@ __all__ = ["ArrayDataset", "ImageDataModule", "TransformedDataset"]
 
 log = logging.getLogger(__name__)
 
+CALIBRATION_SEED = 0  # of the precise-BN images: one fixed subset and order for every run, resume and rank
 Transform = Callable[..., dict[str, Any]]  # an albumentations transform: transform(image=hwc)["image"]
 
 
@@ -191,15 +192,15 @@ class ImageDataModule(LightningDataModule):
         eval transform, in batches of `batch_size`: what BatchNorm's statistics are recomputed over before an
         evaluation (callbacks/precise_bn.py).
 
-        The subset is drawn by a generator seeded from `seed`, so every evaluation, every resume and every DDP rank
-        of a run uses the same images in the same (shuffled) order. The eval transform (no crop jitter, flips or
+        The subset is drawn by a generator with a fixed seed, so every evaluation, every resume (which may be given
+        another `seed`: the checkpoint keeps training's) and every DDP rank uses the same images in the same
+        (shuffled) order. The eval transform (no crop jitter, flips or
         RandAugment) gives the statistics of images like those evaluation feeds the network. The batch size is
         training's: BN normalised each training batch by its own statistics, and the recomputed variance is a mean
         over batches."""
-        fitting = getattr(self, "train_set", None)  # set up for fit; validate/test read the split here
-        samples = fitting.samples if fitting is not None else self.train_dataset()
+        samples = self.calibration_dataset()
         count = min(num_images, len(samples))
-        chosen = torch.randperm(len(samples), generator=torch.Generator().manual_seed(self.seed))[:count]
+        chosen = torch.randperm(len(samples), generator=torch.Generator().manual_seed(CALIBRATION_SEED))[:count]
         # in drawn order, not file order: a folder's files come class by class, and batches of one class have
         # the within-class variance only (digits at 32 px, batch 16: val top-1 0.85 instead of 0.89)
         subset = Subset(samples, chosen.tolist())
@@ -210,8 +211,14 @@ class ImageDataModule(LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             # the workers' base seed from the loader's own generator: the global RNG that dropout draws from
             # stays as it was, so a fit with and without an evaluation in between trains alike
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(CALIBRATION_SEED),
         )
+
+    def calibration_dataset(self) -> Dataset:
+        """The training samples `calibration_dataloader` draws from. A subclass whose datasets count what they
+        read per epoch returns a copy of its own, so that these reads stay out of training's count."""
+        fitting = getattr(self, "train_set", None)  # set up for fit; validate/test read the split here
+        return fitting.samples if fitting is not None else self.train_dataset()
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         # Training resumes exactly (order, position and augmentations from seed, epoch and index; see

@@ -194,6 +194,10 @@ class ImageFolderDataModule(ImageDataModule):
     def val_dataset(self) -> Dataset:
         return self._files("val")
 
+    def calibration_dataset(self) -> Dataset:
+        # files of its own: the epoch's unreadable-file report counts training's reads only
+        return ImageFiles(self._samples["train"], "train")
+
     def test_dataset(self) -> Dataset:
         return self._files("test")
 

@@ -19,6 +19,7 @@ from PIL import Image
 from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFiles, ImageFolderDataModule, decode_image
 from effnet_lightning.datamodules.imagenet import ImageNetDataModule, sort_val_images
 from effnet_lightning.datamodules.transforms import random_resized_crop, resize_center_crop
+from effnet_lightning.errors import DataError
 
 EPOCHS = 6  # of the end-to-end fit
 
@@ -180,17 +181,17 @@ def test_unreadable_count_reaches_the_main_process_from_workers(tree: Tree) -> N
 
 
 def test_a_split_without_readable_images_is_an_error(tmp_path: Path) -> None:
-    """Found only when read: listing does not decode (1.28M files), so the loader raises."""
+    """Listing does not decode (1.28M files); setup reads each split's first sample (the data contract), and
+    that read finds no decodable image."""
     for wnid in WNIDS[:2]:
         (tmp_path / "train" / wnid).mkdir(parents=True)
         for name in ("broken.jpg", "empty.png"):
             (tmp_path / "train" / wnid / name).write_bytes(b"\xff\xd8 not really" if name == "broken.jpg" else b"")
     dm = ImageFolderDataModule(str(tmp_path), resolution=32, val_fraction=0.5, num_workers=0)
-    dm.setup("fit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match=r"None of the 2 train images could be decoded"):
-            dm.train_set[0]
+        with pytest.raises(DataError, match=r"None of the 2 train images could be decoded"):
+            dm.setup("fit")
 
 
 # ---- pipelines ---------------------------------------------------------------------------------------------
