@@ -24,14 +24,15 @@ SEEDS = 2
 
 def tiny(data_dir: Path, runs: Path, *extra: str) -> list[str]:
     """configs/cifar_debug.yaml on the stand-ins: 2 steps of 32 images, 1 validation and 1 test batch, 1 epoch,
-    no sanity check and no fit-end pictures (a study test checks what a unit records, not what it learns)."""
+    precise BN over one batch, no sanity check and no fit-end pictures (a study test checks what a unit records,
+    not what it learns)."""
     return [
         "--config", str(DEBUG_CONFIG), f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false",
         "--data.init_args.num_workers=0", "--data.init_args.val_size=64", "--data.init_args.batch_size=32",
         f"--trainer.default_root_dir={runs}", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
         "--trainer.limit_test_batches=1", "--trainer.num_sanity_val_steps=0", "--trainer.max_epochs=1",
         "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1", "--cam_images=null",
-        "--prediction_grid=null", "--confusion_matrix=null", "--bench-steps=1", *extra,
+        "--prediction_grid=null", "--confusion_matrix=null", "--precise_bn.num_images=32", "--bench-steps=1", *extra,
     ]  # fmt: skip
 
 

@@ -43,6 +43,7 @@ data:
   init_args: {{data_dir: {data_dir}, val_size: 100, batch_size: 20, num_workers: 0}}
 last:
   every_n_steps: 2
+precise_bn: {{num_images: 40}}  # 2 batches, not the whole stand-in training split
 """
     )
     return path

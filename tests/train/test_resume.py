@@ -65,6 +65,7 @@ data:
   class_path: CIFAR10DataModule
   init_args: {{data_dir: {data_dir}, val_size: 500, batch_size: 20, num_workers: {workers}, persistent_workers: true}}
 last: {{every_n_steps: 3}}
+precise_bn: {{num_images: 40}}  # 2 batches, not the whole stand-in training split
 """
     )
     return path
