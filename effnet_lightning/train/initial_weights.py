@@ -164,9 +164,8 @@ def _timm_file(path: Path) -> Pretrained:
         raise CorruptFileError(f"model.init: {path} is not a weights file torch can read (corrupt or truncated)")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
-        if isinstance(content, dict) and STATE in content and HYPER_PARAMETERS in content:
-            return _checkpoint(path, "ema")  # a Lightning checkpoint under another suffix
-        state = load_state_dict(str(path), use_ema=True, weights_only=True)
+        lightning = isinstance(content, dict) and STATE in content and HYPER_PARAMETERS in content
+        state = None if lightning else load_state_dict(str(path), use_ema=True, weights_only=True)
     except safetensors.SafetensorError as err:
         raise CorruptFileError(f"model.init: {path} is not a valid .safetensors file ({err})") from err
     except pickle.UnpicklingError as err:
@@ -175,6 +174,8 @@ def _timm_file(path: Path) -> Pretrained:
         ) from err
     except (RuntimeError, EOFError) as err:  # torch's reports of a damaged member in the archive
         raise CorruptFileError(f"model.init: {path} is corrupt ({type(err).__name__}); use another copy") from err
+    if lightning:  # a Lightning checkpoint under another suffix, read outside the catch above: its errors are its own
+        return _checkpoint(path, "ema")
     return Pretrained(str(path), _tensors(state, path), None)
 
 
