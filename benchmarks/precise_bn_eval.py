@@ -21,7 +21,7 @@ import yaml
 
 
 def evaluate(unit: Path, num_images: int) -> float:
-    from effnet_lightning.train.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
     result = json.loads((unit / "result.json").read_text())
     checkpoint = Path(result["checkpoint"])

@@ -21,10 +21,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.drawing.gradcam import cam_layer, grad_cam, overlay
+from effnet_lightning.drawing.pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 from effnet_lightning.errors import ConfigError
-
-from .gradcam import cam_layer, grad_cam, overlay
-from .pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 
 __all__ = ["CAMImages"]
 

@@ -1,7 +1,10 @@
-"""The `effnet` command: picks the command's module by name and returns its exit code; nothing imports this.
+"""The `effnet` command: picks the command's module by name and turns how it ended into the exit code; nothing
+imports this.
 
-Each command lives in its layer (`train.run` for LightningCLI's fit/validate/test/predict, `tools.*`, `study`)
-and is imported only when named, so `effnet --help` starts without loading torch.
+Each command lives in its tier (`assembly.run` for LightningCLI's fit/validate/test/predict, `tools.*`, `study`)
+and is imported only when named, so `effnet --help` starts without loading torch. A command's `main(argv)` raises
+for a failure and returns None, or the exit code it decided itself (3 non-finite, 75 SIGTERM, 130 SIGINT);
+every command goes through `errors.outcome`, the one place that turns an exception into an exit code.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from effnet_lightning.console import console
-from effnet_lightning.errors import EXIT_USER_ERROR
+from effnet_lightning.errors import EXIT_OK, EXIT_USER_ERROR, outcome
 
 __all__ = ["dispatch", "main"]
 
@@ -40,38 +43,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(argv: list[str], in_process: bool) -> int:
+    """Runs the command `argv[0]` with the rest of `argv`, and returns the exit code of how it ended."""
     command = argv[0] if argv else "--help"
     if command in ("-h", "--help"):
         print(USAGE)
-        return 0
+        return EXIT_OK
     if command == "scale":
         from effnet_lightning.tools.scale import main as scale_main
 
-        return scale_main(argv[1:])
+        return outcome(command, lambda: scale_main(argv[1:]))
     if command == "study":
         from effnet_lightning.study.main import main as study_main
 
-        return study_main(argv[1:])
+        return outcome(command, lambda: study_main(argv[1:]))
     if command == "benchmark":
         from effnet_lightning.tools.benchmark import main as benchmark_main
 
-        return benchmark_main(argv[1:])
+        return outcome(command, lambda: benchmark_main(argv[1:]))
     if command == "cam":
         from effnet_lightning.tools.cam import main as cam_main
 
-        return cam_main(argv[1:])
+        return outcome(command, lambda: cam_main(argv[1:]))
     if command == "export":
         from effnet_lightning.tools.export import main as export_main
 
-        return export_main(argv[1:])
+        return outcome(command, lambda: export_main(argv[1:]))
     if command == "datamodules":
-        from effnet_lightning.train.plugins import main as datamodules_main
+        from effnet_lightning.assembly.plugins import main as datamodules_main
 
-        return datamodules_main()
+        return outcome(command, datamodules_main)
     if command in TRAINING_COMMANDS:
-        from effnet_lightning.train.run import main as training_main
+        from effnet_lightning.assembly.run import main as training_main
 
-        return training_main(argv, in_process=in_process)
+        return outcome(command, lambda: training_main(argv, in_process=in_process))
     print(
         f"effnet: error: unknown command {command!r}; "
         "choose one of fit, validate, test, predict, cam, export, scale, study, benchmark, datamodules",

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
+import traceback
+from collections.abc import Callable
 
 __all__ = [
     "EXIT_CRASH",
@@ -34,6 +37,7 @@ __all__ = [
     "exit_code",
     "is_disk_full",
     "one_line",
+    "outcome",
     "parse_error_line",
     "report_user_error",
 ]
@@ -133,3 +137,28 @@ class OneLineParser(argparse.ArgumentParser):
 
     def usage_line(self, message: str) -> str:
         return f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n"
+
+
+def outcome(command: str, run: Callable[[], int | None]) -> int:
+    """Calls a command's body and returns the exit code of how it ended; the one mapping of every `effnet` command.
+
+    - it returned: 0, or the code it returned (3 non-finite, 75 SIGTERM, 130 SIGINT are decided where they happen);
+    - a `UserError`: one line on stderr, exit 2 (`EFFNET_TRACEBACK=1` adds the traceback);
+    - SystemExit from a parser (`--help`, a usage error it has already printed in one line): its code;
+    - anything else is a crash: the traceback (with any note the command added, such as where the run folder is),
+      then one line naming the command and the exception, exit 1.
+    """
+    try:
+        code = run()
+    except UserError as err:
+        if os.environ.get("EFFNET_TRACEBACK"):
+            traceback.print_exc()
+        print(f"effnet {command}: error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except SystemExit as stop:  # argparse/jsonargparse: --help, --print_config, a usage error already printed
+        return exit_code(stop)
+    except Exception as err:  # a crash
+        traceback.print_exc()
+        print(f"effnet {command}: crashed with {type(err).__name__} (traceback above)", file=sys.stderr, flush=True)
+        return EXIT_CRASH
+    return EXIT_OK if code is None else code

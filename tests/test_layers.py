@@ -1,6 +1,6 @@
-"""The package's layers import one way: errors <- model <- train (with callbacks and datamodules beside it) <-
-{study, tools} <- cli; export and cam read checkpoints without Lightning; nothing under benchmarks/ imports from
-tests/.
+"""The package's tiers import one way: errors <- model <- datamodules <- drawing <- train (the runtime) <-
+callbacks <- assembly <- {study, tools} <- cli; export and cam read checkpoints without Lightning; nothing under
+benchmarks/ imports from tests/.
 
 Two views of the layer rule: every `import` statement in the source, function-level ones included (read with
 `ast`), and what a fresh Python has in `sys.modules` after importing each layer's modules, lowest layer first.
@@ -19,10 +19,14 @@ PACKAGE = "effnet_lightning"
 # (folder in the repository, the package it installs as): pyproject.toml's package-dir mapping
 SOURCES = ((ROOT / "effnet_lightning", PACKAGE), (ROOT / "callbacks", f"{PACKAGE}.callbacks"))
 SOURCES += ((ROOT / "datamodules", f"{PACKAGE}.datamodules"),)
-LAYERS = (  # lowest first; a module may import its own layer and those below
+LAYERS = (  # lowest first; a module may import its own tier and those below
     ("errors", "console"),
     ("model", "scaling"),  # scaling: the old import path of model.scaling's ScalingSpec
-    ("train", "callbacks", "datamodules", "checkpoint_io"),  # checkpoint_io: old runs' config.yaml path
+    ("datamodules",),
+    ("drawing",),  # Grad-CAM and image grids: used by callbacks and by `effnet cam`
+    ("train", "checkpoint_io"),  # the runtime; checkpoint_io: old runs' config.yaml path
+    ("callbacks",),
+    ("assembly",),  # LightningCLI, Trainer, plugins, resume, the training command
     ("study", "tools"),
     ("cli",),
 )
@@ -67,13 +71,38 @@ def imported_names(module: str, path: Path) -> set[str]:
     return {name for name in names if name == PACKAGE or name.startswith(f"{PACKAGE}.")}
 
 
-def test_no_import_statement_reaches_a_higher_layer() -> None:
+def upward_imports(modules: dict[str, Path]) -> list[str]:
+    """'a imports b' for every import of a higher tier, or of a sibling the sibling rule forbids."""
     wrong = []
-    for module, path in module_files().items():
+    for module, path in modules.items():
         for name in imported_names(module, path):
             if layer_of(name) > layer_of(module) or part_of(name) in SIBLING_DIRECTION.get(part_of(module), ()):
                 wrong.append(f"{module} imports {name}")
-    assert not wrong, wrong
+    return wrong
+
+
+def test_no_import_statement_reaches_a_higher_layer() -> None:
+    assert not upward_imports(module_files())
+
+
+def test_each_tier_is_checked_on_its_own(tmp_path: Path) -> None:
+    """Tiers that used to share one layer are told apart: datamodules may not import the training runtime, the
+    runtime may not import callbacks, callbacks may not import the assembly."""
+    cases = {
+        f"{PACKAGE}.datamodules.x": f"from {PACKAGE}.train import module",
+        f"{PACKAGE}.train.x": f"from {PACKAGE}.callbacks import EMA",
+        f"{PACKAGE}.callbacks.x": f"from {PACKAGE}.assembly import run",
+        f"{PACKAGE}.drawing.x": f"import {PACKAGE}.datamodules.base",  # allowed: datamodules sit below drawing
+    }
+    modules = {}
+    for i, (module, line) in enumerate(cases.items()):
+        modules[module] = tmp_path / f"m{i}.py"
+        modules[module].write_text(line + "\n")
+    assert upward_imports(modules) == [
+        f"{PACKAGE}.datamodules.x imports {PACKAGE}.train",
+        f"{PACKAGE}.train.x imports {PACKAGE}.callbacks",
+        f"{PACKAGE}.callbacks.x imports {PACKAGE}.assembly",
+    ]
 
 
 IMPORT_LAYERS = """
@@ -133,7 +162,7 @@ from effnet_lightning.tools.export import export
 network, names, data_config = load_network(sys.argv[1], "ema")
 export(sys.argv[1], str(Path(sys.argv[2]) / "model.safetensors"))
 print(sorted({m.split(".")[0] for m in sys.modules if m.startswith("lightning")} | {
-    m for m in sys.modules if m.startswith(("effnet_lightning.callbacks", "effnet_lightning.train.lightning_cli"))}))
+    m for m in sys.modules if m.startswith(("effnet_lightning.callbacks", "effnet_lightning.assembly"))}))
 """
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from effnet_lightning.errors import UserError
 
@@ -28,6 +28,7 @@ __all__ = [
     "PHI_MAX_OFFICIAL",
     "RESOLUTION_MULTIPLE",
     "Coefficients",
+    "Multipliers",
     "Scaling",
     "ScalingError",
     "ScalingSpec",
@@ -66,6 +67,18 @@ class Scaling:
     resolution: int  # px, square input side
     dropout: float  # classifier dropout rate
     phi: float | None = None  # compound coefficient, None for explicit (non-compound) scaling
+
+    def as_spec(self) -> ScalingSpec:
+        """The explicit spec that builds this network again: its multipliers and input side."""
+        return ScalingSpec.of(self)
+
+
+class Multipliers(Protocol):
+    """Anything sized by multipliers on B0 and an input side: a Scaling, a study arm, a solver's solution."""
+
+    depth: float
+    width: float
+    resolution: int
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,12 @@ class ScalingSpec:
     beta: float = BETA
     gamma: float = GAMMA
     base_resolution: int = BASE_RESOLUTION  # px, the resolution φ = 0 (or multiplier 1) stands for
+
+    @classmethod
+    def of(cls, sized: Multipliers) -> ScalingSpec:
+        """The explicit spec (depth, width, resolution) of a network sized by multipliers: the one way a study arm,
+        a solution or a resolved Scaling is turned back into the config's form."""
+        return cls(depth=sized.depth, width=sized.width, resolution=sized.resolution)
 
     def resolve(self) -> Scaling:
         """The multipliers and input size this spec stands for; a one-sentence ScalingError if it is ambiguous or

@@ -64,7 +64,7 @@ class Solution:
 
     @property
     def spec(self) -> sc.ScalingSpec:
-        return sc.ScalingSpec(depth=self.depth, width=self.width, resolution=self.resolution)
+        return sc.ScalingSpec.of(self)
 
 
 def measure(depth: float, width: float, resolution: int, num_classes: int = 1000) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 Every unit is a normal `effnet fit` of the base config with the study's overrides, the arm's `model.scaling` and
 `seed_everything` = base seed + k; it resumes from its own newest last.ckpt when it has one. In this process the
-fit runs through `effnet_lightning.train.run.main`; a unit that fails keeps its traceback (or, where the fit
+fit runs through `effnet_lightning.assembly.run.main`; a unit that fails keeps its traceback (or, where the fit
 reported its own one line, that output) in `<arm>/seed<k>/error.log`, and the study goes on.
 
 Before any unit trains, `check_fit` gives the whole command line of the first unit to fit's own parser and
@@ -94,8 +94,8 @@ def check_fit(
     """
     from jsonargparse import ArgumentError
 
-    from effnet_lightning.train.config_checks import DataModuleInitError
-    from effnet_lightning.train.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.config_checks import DataModuleInitError
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
     with tempfile.TemporaryDirectory() as scratch:
         args = [
@@ -166,7 +166,7 @@ class _Tee(io.TextIOBase):
 
 def run_unit(folder: Path, u: Unit, config: str, overrides: list[str]) -> int:
     """`effnet fit` for one unit in this process, then its test evaluation; the exit code (1: a crash)."""
-    from effnet_lightning.train import run as training
+    from effnet_lightning.assembly import run as training
 
     unit = unit_root(folder, u.arm, u.index)
     unit.mkdir(parents=True, exist_ok=True)

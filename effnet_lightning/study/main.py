@@ -308,7 +308,7 @@ def estimate_seconds(
         setting = Setting(batch_size=trained.batch_size, device=trained.device, precision=trained.precision,
                           channels_last=trained.channels_last, grad_checkpointing=trained.grad_checkpointing,
                           steps=bench_steps, warmup=1, num_classes=trained.num_classes)  # fmt: skip
-        bench = run(scaling.ScalingSpec(depth=arm.depth, width=arm.width, resolution=arm.resolution), setting)
+        bench = run(scaling.ScalingSpec.of(arm), setting)
         total += steps * trained.batch_size / bench.train_img_s
         total += validations * val_batches * trained.batch_size / bench.infer_img_s * 2  # raw and EMA weights
     return total

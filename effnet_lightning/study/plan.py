@@ -120,10 +120,6 @@ def _solved(name: str, s: Solution, budget: Budget, num_classes: int) -> Arm:
                 budget=budget.label, phi=s.multiplier if s.scale == "compound" else None)  # fmt: skip
 
 
-def _spec(base: sc.Scaling) -> sc.ScalingSpec:
-    return sc.ScalingSpec(depth=base.depth, width=base.width, resolution=base.resolution)
-
-
 def _human(macs: float) -> str:
     return f"{macs / 1e9:.4g}G" if macs >= 1e9 else f"{macs / 1e6:.4g}M"
 
@@ -135,7 +131,7 @@ def table7(
     target_macs: list[float] | None = None,
 ) -> Plan:
     """The baseline, then depth, width, resolution and compound at each budget (default φ = 1 from the base)."""
-    spec = _spec(base)
+    spec = base.as_spec()
     asked: list[tuple[str, float]] = [(f"macs{_human(t)}", t) for t in target_macs or []]
     if phis or not asked:
         asked += [(f"phi{phi:g}", compound_target(spec, phi, num_classes)) for phi in phis or [1.0]]
@@ -194,7 +190,7 @@ def grid(
     from effnet_lightning.model.flops import stem_side
     from effnet_lightning.model.network import architecture
 
-    spec = _spec(base)
+    spec = base.as_spec()
     target = FLOPS_DOUBLING * _arm("base", "base", base.depth, base.width, base.resolution, num_classes).macs
     budget = Budget("2x", round(target), round(target))
     points = [

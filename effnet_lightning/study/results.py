@@ -120,8 +120,8 @@ class NeverValidated(Exception):
 def evaluate_unit(unit: Path, cli_args: list[str], seed: int) -> UnitResult:
     """Evaluate the unit's selected checkpoint with the trained config (fit's options in `cli_args`, without
     the subcommand) on the test split; writes and returns its result.json."""
-    from effnet_lightning.train.lightning_cli import EffnetCLI
-    from effnet_lightning.train.run import PYTREE_MODULE
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.run import PYTREE_MODULE
 
     checkpoint, monitor, score = best_checkpoint(unit)
     # the best-k folder as the fit recorded it: ModelCheckpoint then restores its state without a warning
@@ -218,7 +218,7 @@ def measure_arm(folder: Path, arm: Arm, trained: Trained, bench_steps: int) -> d
                           channels_last=trained.channels_last, grad_checkpointing=trained.grad_checkpointing,
                           steps=bench_steps, warmup=BENCH_WARMUP, num_classes=trained.num_classes)  # fmt: skip
         try:
-            bench = run(sc.ScalingSpec(depth=arm.depth, width=arm.width, resolution=arm.resolution), setting)
+            bench = run(sc.ScalingSpec.of(arm), setting)
             record |= {"train_img_s": bench.train_img_s, "infer_img_s": bench.infer_img_s,
                        "peak_memory": bench.peak_memory, "memory_source": bench.memory_source}  # fmt: skip
         except Exception as err:  # a fault while measuring is the arm's row, not the study's end

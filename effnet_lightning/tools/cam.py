@@ -6,7 +6,7 @@
 writes a PNG grid into `--output` (default: the first checkpoint's run folder, as cam.png, cam_1.png, ...; nothing
 is overwritten): one row per image, one column per checkpoint, a header with each column's run name and explained
 layer, and under every cell the predicted class with its probability and the true class when it is known.
-- Method: Grad-CAM (pytorch-grad-cam's `GradCAM`, not ours; callbacks/gradcam.py) for the predicted class, on the
+- Method: Grad-CAM (pytorch-grad-cam's `GradCAM`, not ours; drawing/gradcam.py) for the predicted class, on the
   deepest stage whose map is at least 7x7 at the checkpoint's input size (`bn2`, the activated head, at 224 px and
   above; `blocks.1` at 32 px, where `bn2` is 1x1), or on the module `--layer` names.
 - Weights: EMA when the checkpoint has them (default), raw with `--weights raw`.
@@ -36,8 +36,8 @@ from effnet_lightning.errors import EXIT_USER_ERROR, ConfigError, OneLineParser,
 from effnet_lightning.train.run_layout import run_of_checkpoint
 
 if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid is drawn, not for --help
-    from effnet_lightning.callbacks.gradcam import CamLayer
-    from effnet_lightning.callbacks.pictures import Caption
+    from effnet_lightning.drawing.gradcam import CamLayer
+    from effnet_lightning.drawing.pictures import Caption
 
 __all__ = ["Picture", "main", "write_cam_grid"]
 
@@ -127,8 +127,8 @@ def read_images(paths: list[str]) -> list[Picture]:
 def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
     """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, with
     their labels' class names."""
-    from effnet_lightning.train.data_from_config import datamodule_from_args
-    from effnet_lightning.train.plugins import load_and_report
+    from effnet_lightning.assembly.data_from_config import datamodule_from_args
+    from effnet_lightning.assembly.plugins import load_and_report
 
     if count < 1:
         raise ConfigError(f"--count must be at least 1 image, got {count}")
@@ -166,8 +166,8 @@ def write_cam_grid(
     """Compute every (image, checkpoint) cell and save the grid; returns the PNG's path."""
     from PIL import Image
 
-    from effnet_lightning.callbacks.gradcam import cam_layer
-    from effnet_lightning.callbacks.pictures import BLACK, Caption
+    from effnet_lightning.drawing.gradcam import cam_layer
+    from effnet_lightning.drawing.pictures import BLACK, Caption
 
     if cell_px < MIN_CELL_PX:
         raise ConfigError(f"--cell_px must be at least {MIN_CELL_PX}, got {cell_px}")
@@ -218,8 +218,8 @@ def cam_column(
 ) -> list[np.ndarray]:
     """One checkpoint's cells: each picture's Grad-CAM map over the whole model input, enlarged, captioned. One
     image per pass (eval-mode BatchNorm: the same maps as a batch), so memory stays one image's at any size."""
-    from effnet_lightning.callbacks.gradcam import grad_cam, overlay
-    from effnet_lightning.callbacks.pictures import labelled, prediction_caption
+    from effnet_lightning.drawing.gradcam import grad_cam, overlay
+    from effnet_lightning.drawing.pictures import labelled, prediction_caption
 
     cells = []
     for picture in pictures:
@@ -235,7 +235,7 @@ def cam_column(
 def compose(columns: list[list[np.ndarray]], headers: list[Caption], cell_px: int) -> np.ndarray:
     """Header row of column captions, then one row per image; both two lines high (pictures.CAPTION_PX).
     Shape (CAPTION_PX + rows * (cell_px + CAPTION_PX), columns * cell_px, 3)."""
-    from effnet_lightning.callbacks.pictures import caption_strip
+    from effnet_lightning.drawing.pictures import caption_strip
 
     header = np.concatenate([caption_strip(caption, cell_px) for caption in headers], axis=1)
     rows = [np.concatenate([column[r] for column in columns], axis=1) for r in range(len(columns[0]))]

@@ -141,7 +141,7 @@ def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: arg
         if len(scalings) > 1:
             raise ValueError("with --target-macs/--target-params give at most one base model (default B0)")
         base = scalings[0] if scalings else sc.official("b0")
-        spec = sc.ScalingSpec(depth=base.depth, width=base.width, resolution=base.resolution)
+        spec = base.as_spec()
         coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
         solutions = [
             solve(args.target_macs, s, spec, args.target_params, args.num_classes, coefficients) for s in args.scale

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from effnet_run import debug_args
 
+from effnet_lightning.assembly.lightning_cli import EffnetCLI
 from effnet_lightning.callbacks.auto_batch import AutoBatchSize, split_batch
 from effnet_lightning.console import console
 from effnet_lightning.model import memory
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.train.lightning_cli import EffnetCLI
 
 DEBUG = sc.ScalingSpec(phi=-4, resolution=32)  # configs/cifar_debug.yaml
 CONFIGURED = 64  # images per device per update

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from effnet_lightning.callbacks.gradcam import MIN_MAP_SIDE, CamLayer, cam_layer, candidate_layers, grad_cam
+from effnet_lightning.drawing.gradcam import MIN_MAP_SIDE, CamLayer, cam_layer, candidate_layers, grad_cam
 from effnet_lightning.errors import UserError
 from effnet_lightning.model.network import create_model
 from effnet_lightning.model.scaling import ScalingSpec

@@ -14,9 +14,9 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from effnet_lightning.callbacks.cam_images import CAMImages
 from effnet_lightning.callbacks.confusion_matrix import MAX_TICK_LABELS, confusion_figure
-from effnet_lightning.callbacks.pictures import CAPTION_PX, LINE_PX, MIN_CELL_PX, PAD_PX
 from effnet_lightning.callbacks.prediction_grid import PredictionGrid
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES
+from effnet_lightning.drawing.pictures import CAPTION_PX, LINE_PX, MIN_CELL_PX, PAD_PX
 from effnet_lightning.errors import UserError
 from effnet_lightning.model.network import create_model
 from effnet_lightning.model.scaling import ScalingSpec

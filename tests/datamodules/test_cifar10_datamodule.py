@@ -155,7 +155,7 @@ def test_subprocess_env_accepts_the_standins(cifar10_root: Path, cifar10_env: di
 @pytest.mark.parametrize("seed", ["7", "true"])
 def test_cli_links_the_run_seed_into_the_data_order(cifar10_root: Path, tmp_path: Path, seed: str) -> None:
     """`seed_everything` (an int, or the one drawn for `true`) seeds the training order: no environment variable."""
-    from effnet_lightning.train.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
     args = ["--data=CIFAR10DataModule", f"--data.data_dir={cifar10_root}", "--data.val_size=100",
             "--model.scaling.phi=-4", "--model.scaling.resolution=32", f"--seed_everything={seed}",

@@ -210,14 +210,14 @@ def test_dry_runs_plan_without_training(cifar10_module: Path, tmp_path: Path, ca
 def test_a_crash_keeps_its_traceback_and_a_study_where_everything_failed_exits_1(
     cifar10_module: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import effnet_lightning.train.run
+    import effnet_lightning.assembly.run
 
     def failing(argv: list[str]) -> int:
         if "phi-5" in " ".join(argv):
             raise RuntimeError("a bug in a callback")
         return 3  # as a non-finite loss ends
 
-    monkeypatch.setattr(effnet_lightning.train.run, "main", failing)
+    monkeypatch.setattr(effnet_lightning.assembly.run, "main", failing)
     done = effnet(capfd, "study", "family", "--phi", "-5", "-4", "--seeds=1", *tiny(cifar10_module, tmp_path))
     assert done.returncode == EXIT_CRASH and "every unit failed" in done.stderr
     folder = tmp_path / "study-family"

@@ -10,9 +10,9 @@ import pytest
 from effnet_run import debug_args, effnet
 from PIL import Image
 
-from effnet_lightning.callbacks.pictures import CAPTION_PX as CAPTION  # px: under each cell, and the header row
-from effnet_lightning.callbacks.pictures import LINE_PX
 from effnet_lightning.cli import main
+from effnet_lightning.drawing.pictures import CAPTION_PX as CAPTION  # px: under each cell, and the header row
+from effnet_lightning.drawing.pictures import LINE_PX
 
 CELL = 64  # px per grid cell in the test
 
@@ -96,8 +96,8 @@ def test_cam_layer_option(two_checkpoints, tmp_path, capfd) -> None:
 def test_cam_maps_localise_at_32_px(two_checkpoints, cifar10_module) -> None:
     """On the trained φ = -4 checkpoint at 32 px the default layer's map is at least 7x7 and varies over the image
     (the head's, bn2, is 1x1 there: one flat value)."""
-    from effnet_lightning.callbacks.gradcam import MIN_MAP_SIDE, cam_layer, grad_cam
     from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+    from effnet_lightning.drawing.gradcam import MIN_MAP_SIDE, cam_layer, grad_cam
     from effnet_lightning.tools.cam import load_network, model_input, model_view
 
     network, _, data_config = load_network(str(two_checkpoints[0]), "ema")

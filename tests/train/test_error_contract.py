@@ -1,6 +1,6 @@
 """The error contract of `effnet fit`: a mistake the user can fix is one line and exit 2; anything else raised
-during a run is a crash: exit 1, its traceback, and a last line saying where the run's log and last.ckpt are. Either
-way last.ckpt stays as the run left it."""
+during a run is a crash: exit 1, its traceback with a note saying where the run's log and last.ckpt are, and a last
+line naming the command and the exception. Either way last.ckpt stays as the run left it."""
 
 from __future__ import annotations
 
@@ -26,10 +26,11 @@ def test_an_error_raised_in_a_callback_mid_fit(cifar10_module, tmp_path, capfd, 
     if kind == "bug":  # a ValueError from code: a crash, not "one line, exit 2"
         assert done.returncode == 1, done.stderr[-3000:]
         assert "Traceback (most recent call last)" in done.stderr and f"ValueError: {message}" in done.stderr
-        assert done.stderr.strip().splitlines()[-1] == (
-            "effnet fit: crashed with ValueError (traceback above); the run's log (config.yaml, TensorBoard events) "
-            f"is in {run}, the last checkpoint is {last}"
-        )
+        assert done.stderr.strip().splitlines()[-3:] == [
+            f"ValueError: {message}",
+            f"effnet fit: the run's log (config.yaml, TensorBoard events) is in {run}, the last checkpoint is {last}",
+            "effnet fit: crashed with ValueError (traceback above)",
+        ]
     else:  # a UserError: one line that says what to do
         assert done.returncode == 2, done.stderr[-3000:]
         assert error_lines(done.stderr) == [f"effnet fit: error: {message}"]
@@ -38,7 +39,7 @@ def test_an_error_raised_in_a_callback_mid_fit(cifar10_module, tmp_path, capfd, 
 
 def test_a_crash_before_the_run_folder_says_so(tmp_path, capfd, monkeypatch):
     """A bug during start-up (here: in the plugin discovery) is a crash too, and nothing was written."""
-    from effnet_lightning.train import plugins
+    from effnet_lightning.assembly import plugins
 
     def broken() -> None:
         raise KeyError("a bug")
@@ -47,5 +48,8 @@ def test_a_crash_before_the_run_folder_says_so(tmp_path, capfd, monkeypatch):
     done = effnet(capfd, "fit", "--trainer.default_root_dir", str(tmp_path / "runs"))
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("effnet fit: crashed with KeyError")
+    assert done.stderr.strip().splitlines()[-2:] == [
+        "effnet fit: no run folder was written",
+        "effnet fit: crashed with KeyError (traceback above)",
+    ]
     assert not (tmp_path / "runs").exists()

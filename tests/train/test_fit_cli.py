@@ -115,7 +115,7 @@ def test_print_config(capfd):
     ],
 )
 def test_links_resolution_into_data_and_num_classes_into_model(cifar10_module, tmp_path, model_args, resolution):
-    from effnet_lightning.train.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
     cli = EffnetCLI([*debug_args(cifar10_module, tmp_path / "unused"), *model_args], run=False)
     assert cli.datamodule.resolution == resolution

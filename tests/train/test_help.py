@@ -11,9 +11,9 @@ import re
 import pytest
 from effnet_run import effnet
 
+from effnet_lightning.assembly.lightning_cli import DATA_HELP
 from effnet_lightning.datamodules.base import ImageDataModule
 from effnet_lightning.model.scaling import ScalingSpec
-from effnet_lightning.train.lightning_cli import DATA_HELP
 from effnet_lightning.train.module import EfficientNetModule
 
 DATAMODULES = ("ImageDataModule", "CIFAR10DataModule", "ImageFolderDataModule", "ImageNetDataModule")
@@ -65,7 +65,7 @@ def test_data_section_says_how_to_pick_a_class(capfd) -> None:
 
 @pytest.mark.parametrize("name", DATAMODULES)
 def test_every_datamodule_argument_has_a_help_line(capfd, name: str) -> None:
-    from effnet_lightning.train import plugins
+    from effnet_lightning.assembly import plugins
 
     done = effnet(capfd, "fit", "--data.help", name)
     assert done.returncode == 0, done.stderr[-2000:]

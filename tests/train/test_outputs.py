@@ -12,11 +12,11 @@ import torch
 from effnet_run import debug_args, effnet
 from imagenet_tree import WNIDS, write_tree
 
+from effnet_lightning.assembly.lightning_cli import EffnetCLI
 from effnet_lightning.cli import main
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES, CIFAR10DataModule
 from effnet_lightning.datamodules.image_folder import ImageFolderDataModule
 from effnet_lightning.datamodules.imagenet import SYNSET_MAPPING, ImageNetDataModule
-from effnet_lightning.train.lightning_cli import EffnetCLI
 
 STANDIN_TEST_IMAGES = 200  # benchmarks/cifar_standin.py's test_batch
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from effnet_lightning.assembly.resume import resolve_ckpt_path
+from effnet_lightning.assembly.run_dir import RunIsLive, RunLock, create_run_dir
 from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
-from effnet_lightning.train.resume import resolve_ckpt_path
-from effnet_lightning.train.run_dir import RunIsLive, RunLock, create_run_dir
 
 EFFNET = str(Path(sys.executable).with_name("effnet"))  # the console script of this environment
 STEPS_PER_EPOCH = 25  # 500 training images of the stand-ins / batch 20
@@ -152,7 +152,9 @@ def test_ckpt_path_forms(tmp_path):
 def test_signal_during_start_up_is_one_line_and_a_defined_exit(cifar10_root, tmp_path, capsys, argv, monkeypatch):
     """A SIGTERM while the command starts (here: while it loads plugins) stops it with exit 75 and one line."""
     config = write_config(tmp_path / "tiny.yaml", cifar10_root, tmp_path / "runs")
-    monkeypatch.setattr("effnet_lightning.train.plugins.load_and_report", lambda: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr(
+        "effnet_lightning.assembly.plugins.load_and_report", lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
     assert main(["fit", "--config", str(config)]) == EXIT_PREEMPTED
     assert capsys.readouterr().err == "effnet fit: stopped by SIGTERM during start-up; nothing was saved\n"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored for the rest of the process

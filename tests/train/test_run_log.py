@@ -10,8 +10,8 @@ import pytest
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from effnet_lightning.callbacks.pictures import CAPTION_PX
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES
+from effnet_lightning.drawing.pictures import CAPTION_PX
 
 EPOCHS = 2
 EVERY = 5  # steps between plain lines

@@ -9,10 +9,10 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from effnet_lightning.assembly.lightning_cli import EffnetCLI
 from effnet_lightning.callbacks import LastCheckpoint, NonFiniteLoss, ResumeOverrides, RNGState
 from effnet_lightning.cli import main
 from effnet_lightning.train.checkpoint_io import AtomicCheckpointIO
-from effnet_lightning.train.lightning_cli import EffnetCLI
 
 
 @pytest.fixture

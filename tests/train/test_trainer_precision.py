@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from effnet_lightning.assembly.lightning_cli import EffnetCLI
 from effnet_lightning.console import console
 from effnet_lightning.train import precision
-from effnet_lightning.train.lightning_cli import EffnetCLI
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 CIFAR = "effnet_lightning.datamodules.cifar10.CIFAR10DataModule"

@@ -1,42 +1,29 @@
-"""`effnet fit|validate|test|predict`: LightningCLI, with each way a command can end mapped to its exit code.
+"""`effnet fit|validate|test|predict`: LightningCLI, and the exit codes decided here.
 
-- a `UserError` (missing data, an impossible number, a corrupt checkpoint) or a parse error of the config: one
-  line, exit 2 (`EFFNET_TRACEBACK=1` adds the traceback);
 - NaN/inf in the loss or the weights: one line, exit 3 (last.ckpt is the last finite state);
 - SIGTERM / SIGINT: last.ckpt saved at the step reached, exit 75 / 130 (signals.py);
-- anything else is a crash: its traceback, then one line saying where the run's log and last.ckpt are, exit 1.
-`main` returns the code; it never raises SystemExit (`--help` and `--print_config` return 0).
+- a malformed config or option (jsonargparse's ArgumentError) is raised as a `ConfigError`;
+- a crash gets a note saying where the run's log and last.ckpt are, and goes on up.
+cli.py maps a `UserError` to one line and exit 2, and a crash to its traceback and exit 1.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
-from effnet_lightning.errors import (
-    EXIT_CRASH,
-    EXIT_INTERRUPTED,
-    EXIT_NONFINITE,
-    EXIT_OK,
-    EXIT_PREEMPTED,
-    EXIT_USER_ERROR,
-    UserError,
-    exit_code,
-    one_line,
-    parse_error_line,
-)
+from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_NONFINITE, EXIT_PREEMPTED, ConfigError, parse_error_line
 from effnet_lightning.train.run_layout import last_checkpoint
 
-__all__ = ["crash_line", "main", "run_lightning"]
+__all__ = ["crash_note", "main", "run_lightning"]
 
 PYTREE_MODULE = r"lightning\.pytorch\.utilities\._pytree"  # emits torch's LeafSpec FutureWarning (see run_lightning)
 
 
-def main(argv: list[str], in_process: bool = True) -> int:
-    """Runs one training command (argv[0] is fit/validate/test/predict) and returns its exit code."""
+def main(argv: list[str], in_process: bool = True) -> int | None:
+    """Runs one training command (argv[0] is fit/validate/test/predict); returns the exit code of a stop decided
+    here (non-finite, a signal), None when it finished."""
     from effnet_lightning.train import signals
 
     command = argv[0]
@@ -57,19 +44,20 @@ def main(argv: list[str], in_process: bool = True) -> int:
             signals.ignore()
 
 
-def run_lightning(argv: list[str]) -> int:
-    """LightningCLI, and the exit code of how it ended (the module docstring's list)."""
+def run_lightning(argv: list[str]) -> int | None:
+    """LightningCLI; the exit code of a non-finite stop or Lightning's own SIGTERM path, None when it finished."""
     from jsonargparse import ArgumentError
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from effnet_lightning.assembly import plugins
+    from effnet_lightning.assembly.lightning_cli import EffnetCLI
     from effnet_lightning.callbacks.nonfinite import NonFiniteLossError
-    from effnet_lightning.train import plugins
+    from effnet_lightning.errors import UserError
     from effnet_lightning.train.finite import NonFiniteStateError
-    from effnet_lightning.train.lightning_cli import EffnetCLI
     from effnet_lightning.train.signals import Stopped
 
     command = argv[0]
-    run_folders: list[Path] = []  # the run folder, once the CLI has picked it (for the crash report)
+    run_folders: list[Path] = []  # the run folder, once the CLI has picked it (for the crash note)
     try:
         plugins.load_and_report()  # makes drop-in and entry-point datamodules known by their short class names
         with warnings.catch_warnings():
@@ -79,39 +67,27 @@ def run_lightning(argv: list[str]) -> int:
             # private: Lightning's `_pytree` module names the source; no public setting avoids the warning.
             warnings.filterwarnings("ignore", category=FutureWarning, module=PYTREE_MODULE)
             EffnetCLI(args=None if argv == sys.argv[1:] else argv, on_run_dir=run_folders.append)
-    except SystemExit as stop:  # jsonargparse's --help and --print_config
-        return exit_code(stop)
     except ArgumentError as err:  # a malformed config or option
-        if os.environ.get("EFFNET_TRACEBACK"):
-            traceback.print_exc()
-        print(f"effnet {command}: error: {parse_error_line(err)} (see 'effnet {command} --help')", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except UserError as err:
-        if os.environ.get("EFFNET_TRACEBACK"):
-            traceback.print_exc()
-        print(f"effnet {command}: error: {one_line(str(err))}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise ConfigError(f"{parse_error_line(err)} (see 'effnet {command} --help')") from err
     except (NonFiniteLossError, NonFiniteStateError) as err:
         print(f"effnet {command}: error: {err}", file=sys.stderr)
         return EXIT_NONFINITE
     except SIGTERMException:  # Lightning's own SIGTERM path; LastCheckpoint saved in on_exception
         return EXIT_PREEMPTED
-    except Stopped:  # a signal: main() reports it with the signal's exit code
+    except (Stopped, UserError):  # main() reports a signal; cli.py a user error
         raise
-    except Exception as err:  # a crash: the traceback, and where the run's results are
-        traceback.print_exc()
-        print(crash_line(command, err, run_folders[-1] if run_folders else None), file=sys.stderr, flush=True)
-        return EXIT_CRASH
-    return EXIT_OK
+    except Exception as err:  # a crash: cli.py prints the traceback, this note says where the run's results are
+        err.add_note(crash_note(command, run_folders[-1] if run_folders else None))
+        raise
+    return None
 
 
-def crash_line(command: str, err: BaseException, run: Path | None) -> str:
-    """The last line of a crash: what raised, and where the run's log and its last checkpoint are."""
-    what = f"effnet {command}: crashed with {type(err).__name__} (traceback above)"
+def crash_note(command: str, run: Path | None) -> str:
+    """Where a crashed run's log and its last checkpoint are."""
     if run is None or not run.is_dir():
-        return f"{what}; no run folder was written"
+        return f"effnet {command}: no run folder was written"
     if command != "fit":
-        return f"{what}; its log (config.yaml, TensorBoard events) is in {run}"
+        return f"effnet {command}: its log (config.yaml, TensorBoard events) is in {run}"
     last = last_checkpoint(run)
     kept = f"the last checkpoint is {last}" if last.is_file() else "no last.ckpt was written yet"
-    return f"{what}; the run's log (config.yaml, TensorBoard events) is in {run}, {kept}"
+    return f"effnet {command}: the run's log (config.yaml, TensorBoard events) is in {run}, {kept}"

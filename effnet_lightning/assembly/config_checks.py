@@ -102,7 +102,7 @@ def init_arguments(cls: type) -> set[str] | None:
 
 def check_data_class(args: Sequence[str]) -> None:
     """Raise plugins.DataClassError when the datamodule named cannot be used; warn about settings carried over."""
-    from effnet_lightning.train import plugins
+    from effnet_lightning.assembly import plugins
 
     choice = data_choice(args)
     if choice.class_value is None:

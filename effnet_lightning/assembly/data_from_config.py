@@ -13,7 +13,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser
 
-from effnet_lightning.train.lightning_cli import EffnetCLI
+from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
 __all__ = ["DataModuleCLI", "datamodule_from_args"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from effnet_lightning.assembly.run_dir import RunIsLive, is_live
 from effnet_lightning.errors import MissingFileError
-from effnet_lightning.train.run_dir import RunIsLive, is_live
 from effnet_lightning.train.run_layout import CHECKPOINTS, LAST, last_checkpoint, last_checkpoints, run_of_checkpoint
 
 __all__ = ["resolve_ckpt_path"]

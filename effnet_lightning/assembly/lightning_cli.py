@@ -44,6 +44,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
+from effnet_lightning.assembly.config_checks import RecordDataModuleInit, check_config, check_data_class
+from effnet_lightning.assembly.resume import resolve_ckpt_path
+from effnet_lightning.assembly.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.assembly.trainer import EffnetTrainer
 from effnet_lightning.callbacks.cam_images import CAMImages
 from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
@@ -59,12 +63,8 @@ from effnet_lightning.datamodules.image_folder import ImageFolderDataModule, Unr
 from effnet_lightning.errors import ConfigError
 from effnet_lightning.train.checkpoint_format import load_checkpoint, trusted_globals
 from effnet_lightning.train.checkpoint_io import AtomicCheckpointIO
-from effnet_lightning.train.config_checks import RecordDataModuleInit, check_config, check_data_class
 from effnet_lightning.train.module import EfficientNetModule, resolution_of
-from effnet_lightning.train.resume import resolve_ckpt_path
-from effnet_lightning.train.run_dir import RunLock, create_run_dir, discard_if_unused
 from effnet_lightning.train.run_layout import CONFIG, EVAL_DIR, RUNS_DIR, checkpoints_dir
-from effnet_lightning.train.trainer import EffnetTrainer
 
 __all__ = ["DATA_HELP", "RESUME_MAY_CHANGE", "EffnetCLI", "drawn_seed"]
 

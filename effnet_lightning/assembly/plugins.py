@@ -186,7 +186,7 @@ def _imported_datamodules() -> dict[str, type]:
     return seen
 
 
-def main() -> int:
+def main() -> None:
     """`effnet datamodules`: each datamodule's short name, what it is and where it comes from."""
     found, failed = discover()
     width = max((len(f.name) for f in found), default=4)
@@ -195,4 +195,3 @@ def main() -> int:
         print(f"{'':<{width}}  [{f.origin}: {f.path}]")
     for f in failed:
         print(f"FAILED  {f.origin}: {f.error}")
-    return 0
