@@ -1,8 +1,11 @@
 """The debug config under 2-process CPU DDP (gloo), through the console script (only real processes show how
-ranks share the work and the writing), and in bf16-mixed, in process."""
+ranks share the work and the writing, and whether their BatchNorm statistics agree), and in bf16-mixed, in
+process."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,12 +16,20 @@ from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scal
 from learning import learning_seed
 
 
+SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
+
+
 def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Path) -> None:
+    """Also: precise BN gives both ranks the same statistics. Their training running statistics differ (each rank
+    updates them from its own batches after DDP broadcasts rank 0's), so equal files show the recomputation, over
+    the same images on every rank, for the raw and the EMA weights."""
     env = subprocess_env(write_sitecustomize(tmp_path / "site", write_cifar10(tmp_path / "cifar10")).parent)
-    runs = tmp_path / "runs_ddp"
-    args = debug_args(tmp_path / "cifar10", runs, "--trainer.max_epochs=1", "--trainer.strategy=ddp",
-                      "--trainer.devices=2", "--trainer.accelerator=cpu")  # fmt: skip
-    out = effnet_process("fit", *args, env=env, cwd=tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(SUPPORT)])
+    runs, dumps = tmp_path / "runs_ddp", tmp_path / "batchnorm"
+    dump = {"class_path": "batchnorm_dump.DumpBatchNorm", "init_args": {"folder": str(dumps)}}
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+    args = debug_args(tmp_path / "cifar10", runs, "--trainer.max_epochs=1", *ddp, "--precise_bn.num_images=96")
+    out = effnet_process("fit", *args, f"--trainer.callbacks+={json.dumps(dump)}", env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]  # one run directory, not one per rank
     run = runs / "version_0"
@@ -31,6 +42,14 @@ def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Pa
     assert checkpoint["global_step"] == 7
     assert "lr 0.016 per 256 images × global batch 64" in out.stdout + out.stderr
     assert "sync_dist" not in out.stderr  # per-class accuracy is logged already reduced (confusion_matrix.py)
+    assert sorted(p.name for p in dumps.iterdir()) == ["rank0_step7.pt", "rank1_step7.pt"]
+    rank0, rank1 = (torch.load(dumps / f"rank{r}_step7.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys() and any(k.startswith("ema.") for k in rank0)
+    unequal = [key for key in rank0 if not torch.equal(rank0[key], rank1[key])]
+    assert not unequal, unequal[:5]
+    # last.ckpt holds what the validation evaluated: EMA weights as `state_dict`, the raw ones beside them
+    saved = {"ema.": checkpoint["state_dict"], "raw.": checkpoint["current_model_state"]}
+    assert all(torch.equal(saved[key[:4]][key[4:]], value) for key, value in rank0.items())
 
 
 @pytest.mark.learning
