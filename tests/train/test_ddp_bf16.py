@@ -15,7 +15,6 @@ from cifar_standin import write_cifar10, write_sitecustomize
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scalars, subprocess_env
 from learning import learning_seed
 
-
 SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
 
 
