@@ -1,6 +1,6 @@
 """The debug config under 2-process CPU DDP (gloo), through the console script (only real processes show how
-ranks share the work and the writing, and whether their BatchNorm statistics agree), and in bf16-mixed, in
-process."""
+ranks share the work and the writing, a frozen backbone under DDP's reducer, and whether the ranks' BatchNorm
+statistics agree), and in bf16-mixed, in process."""
 
 from __future__ import annotations
 
@@ -14,40 +14,62 @@ import torch
 from cifar_standin import write_cifar10, write_sitecustomize
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scalars, subprocess_env
 from learning import learning_seed
+from pretrained import backbone_difference, pretrained_state
 
 SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
 
 
-def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Path) -> None:
-    """Also: precise BN gives both ranks the same statistics. Their training running statistics differ (each rank
-    updates them from its own batches after DDP broadcasts rank 0's), so equal files show the recomputation, over
-    the same images on every rank, for the raw and the EMA weights."""
+def test_two_process_ddp_fine_tunes_scales_lr_writes_once_and_ranks_agree(tmp_path: Path) -> None:
+    """One 2-process launch (each is slow to start) shows:
+    - the LR scales by the global batch, and rank 0 alone writes one run folder;
+    - fine-tuning from pretrained weights with DDP's default find_unused_parameters=False: the frozen first epoch
+      keeps the backbone on both ranks' reduced updates, the second trains it;
+    - precise BN gives both ranks the same statistics. Their training statistics differ (each rank updates them
+      from its own batches after DDP broadcasts rank 0's), so equal files show the recomputation, over the same
+      images on every rank, for the raw and the EMA weights; in the frozen epoch nothing is recomputed and the
+      loaded statistics stay."""
     env = subprocess_env(write_sitecustomize(tmp_path / "site", write_cifar10(tmp_path / "cifar10")).parent)
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(SUPPORT)])
+    pretrained = pretrained_state()
+    torch.save(pretrained, tmp_path / "pretrained.pth")
     runs, dumps = tmp_path / "runs_ddp", tmp_path / "batchnorm"
     dump = {"class_path": "batchnorm_dump.DumpBatchNorm", "init_args": {"folder": str(dumps)}}
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
-    args = debug_args(tmp_path / "cifar10", runs, "--trainer.max_epochs=1", *ddp, "--precise_bn.num_images=96")
+    finetune = [f"--model.init={tmp_path / 'pretrained.pth'}", "--model.frozen_epochs=1"]
+    every_epoch = ["--checkpoint.monitor=null", "--checkpoint.save_top_k=-1"]
+    extra = ["--trainer.max_epochs=2", *ddp, *finetune, *every_epoch, "--precise_bn.num_images=96"]
+    args = debug_args(tmp_path / "cifar10", runs, *extra, "--trainer.num_sanity_val_steps=0")
     out = effnet_process("fit", *args, f"--trainer.callbacks+={json.dumps(dump)}", env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]  # one run directory, not one per rank
     run = runs / "version_0"
     assert len(list(run.glob("events.out.tfevents*"))) == 1
     assert len(list(run.glob("config.yaml"))) == 1
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    first, last = (
+        torch.load(run / "checkpoints" / name, weights_only=True, map_location="cpu")
+        for name in ("best-epoch0-step7.ckpt", "last.ckpt")
+    )
     # 0.016 per 256 images x (batch 32 x 2 processes) = 0.004
-    assert checkpoint["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(0.004)
+    assert last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(0.004)
     # each rank sees half of the 500 training images: 250 // 32 = 7 updates per epoch
-    assert checkpoint["global_step"] == 7
+    assert last["global_step"] == 2 * 7
     assert "lr 0.016 per 256 images × global batch 64" in out.stdout + out.stderr
     assert "sync_dist" not in out.stderr  # per-class accuracy is logged already reduced (confusion_matrix.py)
-    assert sorted(p.name for p in dumps.iterdir()) == ["rank0_step7.pt", "rank1_step7.pt"]
-    rank0, rank1 = (torch.load(dumps / f"rank{r}_step7.pt", weights_only=True) for r in (0, 1))
-    assert rank0.keys() == rank1.keys() and any(k.startswith("ema.") for k in rank0)
-    unequal = [key for key in rank0 if not torch.equal(rank0[key], rank1[key])]
-    assert not unequal, unequal[:5]
-    # last.ckpt holds what the validation evaluated: EMA weights as `state_dict`, the raw ones beside them
-    saved = {"ema.": checkpoint["state_dict"], "raw.": checkpoint["current_model_state"]}
+
+    assert "epoch 0: training classifier only (backbone frozen)" in out.stdout + out.stderr
+    assert "epoch 1: training all layers (backbone unfrozen)" in out.stdout + out.stderr
+    assert backbone_difference(first["current_model_state"], pretrained) == 0
+    assert backbone_difference(last["current_model_state"], pretrained) > 1e-3
+
+    names = [f"rank{rank}_step{step}.pt" for step in (7, 14) for rank in (0, 1)]
+    assert sorted(p.name for p in dumps.iterdir()) == sorted(names)
+    for step in (7, 14):
+        rank0, rank1 = (torch.load(dumps / f"rank{r}_step{step}.pt", weights_only=True) for r in (0, 1))
+        assert rank0.keys() == rank1.keys() and any(k.startswith("ema.") for k in rank0)
+        unequal = [key for key in rank0 if not torch.equal(rank0[key], rank1[key])]
+        assert not unequal, (step, unequal[:5])
+    # the last validation's statistics are last.ckpt's: EMA weights as `state_dict`, the raw ones beside them
+    saved = {"ema.": last["state_dict"], "raw.": last["current_model_state"]}
     assert all(torch.equal(saved[key[:4]][key[4:]], value) for key, value in rank0.items())
 
 

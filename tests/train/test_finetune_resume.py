@@ -14,13 +14,12 @@ import pytest
 import torch
 from cifar_standin import checksum_constants, write_cifar10
 from effnet_run import scalars
+from pretrained import backbone_difference, pretrained_state
 from safetensors.torch import save_file
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_PREEMPTED, EXIT_USER_ERROR
-from effnet_lightning.model.network import create_model
-from effnet_lightning.model.scaling import ScalingSpec
 
 STEPS_PER_EPOCH = 5  # 100 training images / batch 20
 EPOCHS = 2
@@ -33,9 +32,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, t
     """The stand-ins, and pretrained weights (a 1000-class timm state dict with shifted BN statistics) saved as .pth
     and as a timm hub folder whose config.json records the preprocessing (PRETRAINED_MEAN/STD)."""
     root = tmp_path_factory.mktemp("finetune")
-    torch.manual_seed(0)
-    state = create_model(ScalingSpec(phi=-4, resolution=32), num_classes=1000).state_dict()
-    state = {k: v + 0.5 if k.endswith("running_mean") else v for k, v in state.items()}
+    state = pretrained_state()
     torch.save(state, root / "pretrained.pth")
     (root / "hub").mkdir()
     save_file(state, str(root / "hub" / "model.safetensors"))
@@ -90,15 +87,6 @@ cam_images: null
 
 def checkpoint(run: Path) -> dict:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
-
-
-def backbone_difference(module_state: dict[str, torch.Tensor], pretrained: dict[str, torch.Tensor]) -> float:
-    """Largest change of any backbone tensor (weights and BN statistics) from the pretrained file."""
-    return max(
-        (module_state[f"model.{k}"].double() - v.double()).abs().max().item()
-        for k, v in pretrained.items()
-        if not k.startswith("classifier.")
-    )
 
 
 @pytest.fixture(scope="module")
@@ -161,29 +149,3 @@ def test_linear_probe_never_changes_the_backbone(setting, tmp_path) -> None:
     final = checkpoint(tmp_path / "runs" / "version_0")
     assert backbone_difference(final["current_model_state"], pretrained) == 0
     assert backbone_difference(final["state_dict"], pretrained) == 0
-
-
-def test_two_process_ddp_frozen_epoch_then_everything(setting, tmp_path) -> None:
-    """2-process CPU DDP (gloo), the default find_unused_parameters=False: the frozen epoch keeps the backbone on
-    both ranks' reduced updates, the next trains it. A real process (only real processes show DDP)."""
-    from cifar_standin import write_sitecustomize
-    from effnet_run import debug_args, effnet_process, subprocess_env
-
-    root, pretrained = setting
-    env = subprocess_env(write_sitecustomize(tmp_path / "site", write_cifar10(tmp_path / "cifar10")).parent)
-    runs = tmp_path / "runs"
-    args = debug_args(tmp_path / "cifar10", runs, "--trainer.max_epochs=2", "--trainer.limit_train_batches=3",
-                      "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
-                      f"--model.init={root / 'pretrained.pth'}", "--model.frozen_epochs=1",
-                      "--checkpoint.monitor=null", "--checkpoint.save_top_k=-1", "--confusion_matrix=null",
-                      "--prediction_grid=null", "--cam_images=null", "--trainer.limit_val_batches=1",
-                      "--trainer.num_sanity_val_steps=0")  # fmt: skip
-    out = effnet_process("fit", *args, env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "epoch 0: training classifier only (backbone frozen)" in out.stdout + out.stderr
-    assert "epoch 1: training all layers (backbone unfrozen)" in out.stdout + out.stderr
-    folder = runs / "version_0" / "checkpoints"
-    first, last = (torch.load(folder / name, weights_only=True, map_location="cpu")
-                   for name in ("best-epoch0-step3.ckpt", "last.ckpt"))  # fmt: skip
-    assert backbone_difference(first["current_model_state"], pretrained) == 0
-    assert backbone_difference(last["current_model_state"], pretrained) > 1e-3
