@@ -16,11 +16,12 @@ layer, and under every cell the predicted class with its probability and the tru
   on (32 px CIFAR, or a folder datamodule's eval transform) this is what validation does; checkpoints without a
   `data_config` use timm's ImageNet defaults.
 - Images: files (`--images`; the true class is the file's folder name when that is one of the checkpoint's
-  classes, as in a class-per-folder dataset), or the first `--count` images of a split (`--split
-  train|val|test`, with their labels) of the datamodule that the same `--config`/`--data.*` options as `effnet fit`
-  configure (built by EffnetCLI itself, see data_from_config.py). They are the split's raw images, before any
-  augmentation or normalisation, and go through the preprocessing above for every column, so each row is the same
-  image in every column.
+  classes, as in a class-per-folder dataset), or `--count` images of a split (`--split train|val|test`, with their
+  labels) of the datamodule that the same `--config`/`--data.*` options as `effnet fit` configure (built by
+  EffnetCLI itself, see data_from_config.py), spread across its classes: with `--split val` the images the fit's
+  `val/predictions` grid shows at the same count. They are the split's raw images, before any augmentation or
+  normalisation, and go through the preprocessing above for every column, so each row is the same image in every
+  column.
 """
 
 from __future__ import annotations
@@ -104,12 +105,13 @@ def read_images(paths: list[str]) -> list[Picture]:
 
 
 def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
-    """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, with
-    their labels' class names."""
+    """`count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, spread across its
+    classes as the fit's own pictures are (picture_sample.py), with their labels' class names."""
     from jsonargparse import ArgumentError
 
     from effnet_lightning.assembly.data_from_config import datamodule_from_args
     from effnet_lightning.assembly.plugins import load_and_report
+    from effnet_lightning.datamodules.picture_sample import spread_sample
     from effnet_lightning.errors import parse_error_line
 
     if count < 1:
@@ -130,8 +132,9 @@ def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
         log.warning(f"effnet cam: {name} has no test split: --split test uses the validation images")
     if count > len(samples):
         raise ConfigError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
+    picked = spread_sample(samples, count)  # the val/predictions grid's images, for --split val
     names = list(datamodule.class_names)
-    return [Picture(as_rgb(image), names[int(label)]) for image, label in (samples[i] for i in range(count))]
+    return [Picture(as_rgb(image), names[int(label)]) for image, label in map(samples.__getitem__, picked)]
 
 
 def as_rgb(image: Any) -> np.ndarray:
