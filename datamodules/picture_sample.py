@@ -6,10 +6,10 @@ MNIST-style folder are all zeros. `spread_sample` takes them round-robin by labe
 then a second of each, ...), each class's images in a seeded order, so the same call picks the same images in every
 epoch, run and resume.
 
-Labels are read without decoding an image where the dataset exposes them: `targets` (torchvision's ImageFolder and
-CIFAR10), `labels` (ArrayDataset), a list of `(path, label)` pairs (`samples`: ImageFolder, ImageFiles), through
-Subset and TransformedDataset wrappers. A dataset that exposes none (a plugin's own) gets a seeded random sample,
-which spreads across classes too, without reading any of its samples.
+Labels are read without decoding an image where the dataset exposes them: `targets` (torchvision's ImageFolder,
+CIFAR10 and MNIST), `labels` (ArrayDataset), a list of `(path, label)` pairs (`samples`: ImageFolder, ImageFiles),
+through Subset and TransformedDataset wrappers. A dataset that exposes none (a plugin's own) gets a seeded random
+sample, which spreads across classes too, without reading any of its samples.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ def labels_of(dataset: Dataset) -> list[int] | None:
         return None if parent is None else [parent[i] for i in dataset.indices]
     for name in ("targets", "labels"):
         values = getattr(dataset, name, None)
-        if isinstance(values, Sequence | np.ndarray) and len(values) == len(dataset):
+        if isinstance(values, Sequence | np.ndarray | torch.Tensor) and len(values) == len(dataset):
             return [int(v) for v in values]
     inner = getattr(dataset, "samples", None)
     if isinstance(inner, Dataset):  # a wrapper that transforms another dataset's samples (TransformedDataset)
         return labels_of(inner)
-    if isinstance(inner, list) and len(inner) == len(dataset) and all(len(pair) == 2 for pair in inner):
+    pairs = isinstance(inner, list) and all(isinstance(pair, tuple | list) and len(pair) == 2 for pair in inner)
+    if pairs and len(inner) == len(dataset):
         return [int(label) for _, label in inner]  # (path, label) pairs
     return None
 

@@ -12,6 +12,7 @@ mistyped argument answer at once, and nothing here imports Lightning (tests/trai
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -170,7 +171,7 @@ def pixels(value: float | None, base_resolution: int) -> int | None:
     option once took) is a ConfigError that names --resolution-multiplier."""
     if value is None:
         return None
-    if value != int(value) or value < MIN_PIXELS:
+    if not (math.isfinite(value) and value == int(value) and value >= MIN_PIXELS):
         raise ConfigError(
             f"--resolution is the input side in whole pixels (at least {MIN_PIXELS}), got {value:g}; for a "
             f"multiplier on the base's {base_resolution} px use --resolution-multiplier {value:g}"

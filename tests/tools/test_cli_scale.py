@@ -79,7 +79,7 @@ def test_resolution_is_pixels_for_every_model(run):
     assert int(rows[0]["macs"]) < 385_814_752 / 10  # B0 at 64 px: about (64 / 224)^2 of its 224 px MACs
 
 
-@pytest.mark.parametrize("value", ["1.3", "2", "0.5"])
+@pytest.mark.parametrize("value", ["1.3", "2", "0.5", "nan"])
 def test_a_multiplier_given_as_resolution_names_the_new_option(run, value):
     out = run("scale", "--depth", "1.4", "--resolution", value)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
