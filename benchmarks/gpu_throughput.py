@@ -47,12 +47,10 @@ from timm.utils import ModelEmaV3
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main as effnet_main
+from effnet_lightning.model.scaling import OFFICIAL_VARIANTS, official  # the official table: resolution, dropout
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "b0_cifar.yaml"  # the recipe; the variant is overridden per row
-# Official table (tensorflow/tpu efficientnet_builder.py): native resolution and dropout per variant.
-NATIVE = {"b0": (224, 0.2), "b1": (240, 0.2), "b2": (260, 0.3), "b3": (300, 0.3),
-          "b4": (380, 0.4), "b5": (456, 0.4), "b6": (528, 0.5), "b7": (600, 0.5)}  # fmt: skip
 # Per-device batch per variant on one GPU: large enough to fill an H100/H200, small enough for 80 GB at B7.
 # Not tuned: an out-of-memory step prints an "OOM" row instead of stopping the run.
 GPU_BATCH = {"b0": 128, "b1": 128, "b2": 96, "b3": 64, "b4": 48, "b5": 32, "b6": 24, "b7": 16}
@@ -122,7 +120,10 @@ def bare_loop(args, variant: str, resolution: int, batch: int, channels_last: bo
     """fwd + bwd + RMSpropTF + EMA on timm's model, inputs resized and normalized on the device."""
     device = torch.device(args.device)
     model = timm.create_model(
-        f"efficientnet_{variant}", num_classes=NUM_CLASSES, drop_rate=NATIVE[variant][1], drop_path_rate=DROP_PATH
+        f"efficientnet_{variant}",
+        num_classes=NUM_CLASSES,
+        drop_rate=official(variant).dropout,
+        drop_path_rate=DROP_PATH,
     ).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -154,7 +155,7 @@ def framework(args, variant: str, resolution: int, batch: int, channels_last: bo
     STEP_STARTS.clear()
     run = Path(tempfile.mkdtemp(prefix=f"fit_{variant}_", dir=args.workdir))
     overrides = [
-        f"{VARIANT_KEYS['variant']}={variant}", f"{VARIANT_KEYS['dropout']}={NATIVE[variant][1]}",
+        f"{VARIANT_KEYS['variant']}={variant}", f"{VARIANT_KEYS['dropout']}={official(variant).dropout}",
         f"{CHANNELS_LAST_KEY}={str(channels_last).lower()}",
         f"--data.init_args.data_dir={args.data}", "--data.init_args.download=false",
         f"--data.init_args.val_size={VAL_SIZE}", f"--data.init_args.batch_size={batch}",
@@ -165,7 +166,7 @@ def framework(args, variant: str, resolution: int, batch: int, channels_last: bo
         f"--trainer.enable_progress_bar={str(args.progress_bar).lower()}", f"--trainer.default_root_dir={run}",
         '--trainer.callbacks+={"class_path": "__main__.StepClock"}',
     ]  # fmt: skip
-    if resolution != NATIVE[variant][0]:
+    if resolution != official(variant).resolution:
         overrides.append(f"{VARIANT_KEYS['resolution']}={resolution}")
     if compiled:
         overrides += shlex.split(args.framework_compile)
@@ -199,7 +200,7 @@ def environment(args) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    parser.add_argument("--variants", default="b0,b1,b2,b3,b4,b5,b6,b7", help="comma-separated, e.g. b0,b3")
+    parser.add_argument("--variants", default=",".join(OFFICIAL_VARIANTS), help="comma-separated, e.g. b0,b3")
     parser.add_argument("--resolution", type=int, help="override every variant's native resolution (px)")
     parser.add_argument("--batch-size", type=int, help=f"default: {GPU_BATCH} on cuda, {CPU_BATCH} on cpu")
     parser.add_argument("--precision", help="Lightning precision; default bf16-mixed on cuda, 32-true on cpu")
@@ -228,7 +229,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def measure_pair(args, device: torch.device, variant: str, memory_format: str, compiled: bool) -> dict[str, dict]:
     """One CSV row per path for one (variant, memory format, eager/compiled) setting; `ratio` on the framework's."""
-    batch, resolution = args.batches[variant], args.resolution or NATIVE[variant][0]
+    batch, resolution = args.batches[variant], args.resolution or official(variant).resolution
     fn_args = (args, variant, resolution, batch, memory_format == "channels_last", compiled)
     rows = {}
     for path in args.paths.split(","):

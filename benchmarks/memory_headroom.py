@@ -28,7 +28,7 @@ def resident(field: str) -> int:
 def measure(variant: str, batch_size: int) -> None:
     from effnet_lightning.model import scaling as sc
     from effnet_lightning.model.memory import estimate
-    from effnet_lightning.tools.benchmark import Setting, run
+    from effnet_lightning.tools.measure import Setting, run
 
     spec = sc.ScalingSpec(variant=variant)
     setting = Setting(batch_size=batch_size, steps=2, warmup=1)

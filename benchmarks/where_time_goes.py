@@ -23,7 +23,7 @@ from torchvision.datasets import CIFAR10
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
 from effnet_lightning.model import scaling as sc
-from effnet_lightning.tools.benchmark import Setting, run
+from effnet_lightning.tools.measure import Setting, run
 
 CIFAR_SIZE = 32  # px of the images the CIFAR loader hands out
 

@@ -1,12 +1,12 @@
 """CAMImages: a TensorBoard grid of Grad-CAM maps of fixed validation images, every N epochs of a fit.
 
-The same images every time (the first `count` of the first validation batch), the whole model input as the network
-sees it after the validation preprocessing, each overlaid with the Grad-CAM map of the predicted class (gradcam.py:
-by default the deepest stage whose map is at least 7x7 at the input size, or the module named by `layer`), enlarged
-to a readable size and captioned with the predicted class, its probability and the true class. Validation runs
-under inference mode, so the maps are computed afterwards on a copy of the network with gradients enabled: the
-training weights and their gradients are never touched. Off by default (`every_n_epochs: 0`), and in the debug
-config; the GPU configs turn it on.
+The same images every time (`count` validation images spread across the classes, picture_sample.py, read once),
+the whole model input as the network sees it after the validation preprocessing, each overlaid with the Grad-CAM
+map of the predicted class (gradcam.py: by default the deepest stage whose map is at least 7x7 at the input size,
+or the module named by `layer`), enlarged to a readable size and captioned with the predicted class, its
+probability and the true class. Validation runs under inference mode, so the maps are computed afterwards on a
+copy of the network with gradients enabled: the training weights and their gradients are never touched. Off by
+default (`every_n_epochs: 0`), and in the debug config; the GPU configs turn it on.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.datamodules.picture_sample import as_model_input, picture_batch
 from effnet_lightning.drawing.gradcam import cam_layer, grad_cam, overlay
 from effnet_lightning.drawing.pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 from effnet_lightning.errors import ConfigError
@@ -33,7 +34,7 @@ class CAMImages(Callback):
 
     Args:
         every_n_epochs: log after the validation of every this many epochs; 0: never.
-        count: images in the grid (at most the validation batch size).
+        count: images in the grid (at most the validation set's).
         per_row: images per grid row.
         layer: the module to explain, a name in `model.named_modules()` such as `blocks.4` or `bn2`; None: the
             deepest stage whose map is at least 7x7 at the model's input size.
@@ -49,7 +50,7 @@ class CAMImages(Callback):
         self.count = count
         self.per_row = per_row
         self.layer = layer
-        self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pictures: Any = None  # the picked validation samples, collated on the host
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -66,30 +67,18 @@ class CAMImages(Callback):
         )
 
     @override
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if batch_idx == 0 and self._due(trainer):
-            images, targets = batch[0][: self.count], batch[-1][: self.count]  # normalized model input
-            self._batch = (images.detach().cpu().clone(), targets.detach().cpu().clone())
-
-    @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._batch is None or not self._due(trainer):
+        if not self._due(trainer):
             return
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        (images, targets), self._batch = self._batch, None
         if not loggers:
             return
+        if self._pictures is None:  # read once: the same images at every validation
+            self._pictures = picture_batch(trainer.val_dataloaders, self.count)
+        images, targets = as_model_input(self._pictures, trainer.datamodule or pl_module, pl_module.device)
         datamodule = trainer.datamodule
         mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
-        grid = self.cam_grid(pl_module, images, targets, mean, std)
+        grid = self.cam_grid(pl_module, images.detach().cpu(), targets.detach().cpu(), mean, std)
         for logger in loggers:
             logger.experiment.add_image("val/cam", grid, trainer.global_step, dataformats="HWC")
 

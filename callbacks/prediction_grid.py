@@ -1,10 +1,10 @@
 """PredictionGrid: a TensorBoard grid of validation images with the model's predictions, at every validation.
 
-The same images every time (the first `count` of the first validation batch, which an unshuffled loader keeps
-fixed), shown as the network sees them (after the on-device resize; the normalisation undone with the
-datamodule's mean/std), enlarged to at least 128 px (pictures.py) and captioned with the predicted class and its
-probability (green when right, red when wrong) and the true class. The `val/predictions` text repeats the captions
-as a list, per image in grid order.
+The same images every time: `count` validation images spread across the classes (picture_sample.py), read once
+and predicted at the end of each validation with the weights it validated. They are shown as the network sees
+them (after the on-device resize; the normalisation undone with the datamodule's mean/std), enlarged to at least
+128 px (pictures.py) and captioned with the predicted class and its probability (green when right, red when
+wrong) and the true class. The `val/predictions` text repeats the captions as a list, per image in grid order.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from typing_extensions import override
 
+from effnet_lightning.datamodules.picture_sample import as_model_input, picture_batch
 from effnet_lightning.drawing.pictures import cell_side, labelled, prediction_caption, tile, to_uint8_hwc, unnormalize
 from effnet_lightning.errors import ConfigError
 
@@ -28,7 +29,7 @@ class PredictionGrid(Callback):
     """Grid of `count` fixed validation images captioned with predicted and true class, plus a text legend.
 
     Args:
-        count: images in the grid (at most the validation batch size).
+        count: images in the grid (at most the validation set's).
         per_row: images per grid row.
     """
 
@@ -37,28 +38,23 @@ class PredictionGrid(Callback):
             raise ConfigError(f"prediction_grid.count and per_row must be at least 1, got {count}, {per_row}.")
         self.count = count
         self.per_row = per_row
+        self._pictures: Any = None  # the picked validation samples, collated on the host
 
     @override
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        if not isinstance(outputs, torch.Tensor):
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
             return
+        if self._pictures is None:  # read once: the same images at every validation
+            self._pictures = picture_batch(trainer.val_dataloaders, self.count)
+        images, targets = as_model_input(self._pictures, trainer.datamodule or pl_module, pl_module.device)
+        with torch.no_grad(), trainer.precision_plugin.val_step_context():
+            logits = pl_module(images)
         datamodule = trainer.datamodule
         mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
-        names = [str(n) for n in (getattr(pl_module, "class_names", None) or range(outputs.shape[1]))]
-        images, targets, logits = batch[0][: self.count], batch[-1][: self.count], outputs[: self.count]
+        names = [str(n) for n in (getattr(pl_module, "class_names", None) or range(logits.shape[1]))]
         grid, legend = self.grid(images, targets, logits, names, mean, std)
         for logger in loggers:
             logger.experiment.add_image("val/predictions", grid, trainer.global_step, dataformats="HWC")

@@ -17,7 +17,6 @@ from typing import Any
 import albumentations as A
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from effnet_lightning.errors import DataError
 
+from .model_input import to_model_input
 from .randaugment import RandAugment, parse_randaugment
 from .resumable import KeyedDataset, ResumableLoader, ResumableSampler
 from .sample_contract import check_first_sample
@@ -268,15 +268,8 @@ class ImageDataModule(LightningDataModule):
         return self.to_model_input(images), targets
 
     def to_model_input(self, images: Tensor) -> Tensor:
-        """uint8 (N, 3, H, W) on any device -> float32 (N, 3, resolution, resolution), normalized."""
-        x = images.float()
-        size = (self.resolution, self.resolution)
-        if tuple(x.shape[-2:]) != size:
-            # antialias only acts when shrinking; upscaling is plain bilinear
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255  # 0-1 scale -> 0-255
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255
-        return (x - mean) / std
+        """uint8 (N, 3, H, W) on any device -> float32 (N, 3, resolution, resolution), normalized (model_input.py)."""
+        return to_model_input(images, self.resolution, self.mean, self.std)
 
 
 @rank_zero_only

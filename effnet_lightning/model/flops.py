@@ -123,8 +123,8 @@ def _cached(arch: Architecture, resolution: int, num_classes: int, in_chans: int
 def cost(depth: float, width: float, resolution: int, num_classes: int = 1000, in_chans: int = 3) -> Cost:
     """MACs, parameters and activations of B0 scaled by (depth, width) on one `resolution` px square image."""
     if not (isinstance(resolution, int) and resolution > 0) or num_classes < 1 or in_chans < 1:
-        raise ValueError(f"resolution, num_classes and in_chans must be positive integers, got {resolution}, "
-                         f"{num_classes} and {in_chans}")  # fmt: skip
+        given = f"{resolution}, {num_classes} and {in_chans}"
+        raise ValueError(f"resolution, num_classes and in_chans must be positive integers, got {given}")
     return _cached(architecture(depth, width), resolution, num_classes, in_chans)
 
 

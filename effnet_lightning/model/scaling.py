@@ -37,6 +37,7 @@ __all__ = [
     "dropout_for_phi",
     "explicit",
     "official",
+    "official_variant",
     "round_resolution",
 ]
 
@@ -50,6 +51,7 @@ Variant = Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"]  # the release
 
 DROPOUT_MIN, DROPOUT_MAX = 0.2, 0.5  # B0 and B7 dropout in the official table
 PHI_MAX_OFFICIAL = 7  # B7
+MULTIPLIER_TOLERANCE = 1e-6  # multipliers equal to an official variant's up to float noise (a YAML round trip)
 
 
 class ScalingError(UserError, ValueError):
@@ -204,6 +206,16 @@ def official(variant: str) -> Scaling:
         dropout=dropout,
         phi=float(OFFICIAL_VARIANTS.index(key)),
     )
+
+
+def official_variant(sized: Multipliers) -> Variant | None:
+    """The official variant whose depth and width multipliers `sized` has (its resolution may differ), else None:
+    such a network is timm's `efficientnet_bN`, layer for layer (model/network.py)."""
+    for variant in OFFICIAL_VARIANTS:
+        width, depth, _, _ = _OFFICIAL_TABLE[variant]
+        if abs(depth - sized.depth) < MULTIPLIER_TOLERANCE and abs(width - sized.width) < MULTIPLIER_TOLERANCE:
+            return variant
+    return None
 
 
 # Paper Table 7: scaling B0 by one dimension or compound, all at about 1.8B FLOPs.

@@ -16,23 +16,24 @@ layer, and under every cell the predicted class with its probability and the tru
   on (32 px CIFAR, or a folder datamodule's eval transform) this is what validation does; checkpoints without a
   `data_config` use timm's ImageNet defaults.
 - Images: files (`--images`; the true class is the file's folder name when that is one of the checkpoint's
-  classes, as in a class-per-folder dataset), or the first `--count` images of a split (`--split
-  train|val|test`, with their labels) of the datamodule that the same `--config`/`--data.*` options as `effnet fit`
-  configure (built by EffnetCLI itself, see data_from_config.py). They are the split's raw images, before any
-  augmentation or normalisation, and go through the preprocessing above for every column, so each row is the same
-  image in every column.
+  classes, as in a class-per-folder dataset), or `--count` images of a split (`--split train|val|test`, with their
+  labels) of the datamodule that the same `--config`/`--data.*` options as `effnet fit` configure (built by
+  EffnetCLI itself, see data_from_config.py), spread across its classes: with `--split val` the images the fit's
+  `val/predictions` grid shows at the same count. They are the split's raw images, before any augmentation or
+  normalisation, and go through the preprocessing above for every column, so each row is the same image in every
+  column.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from effnet_lightning.errors import EXIT_USER_ERROR, ConfigError, OneLineParser, UserError, exit_code
+from effnet_lightning.errors import ConfigError, OneLineParser
 from effnet_lightning.train.run_layout import run_of_checkpoint
 
 if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid is drawn, not for --help
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # the callbacks package imports Lightning: loaded when a grid
     from effnet_lightning.drawing.pictures import Caption
 
 __all__ = ["Picture", "main", "write_cam_grid"]
+
+log = logging.getLogger(__name__)
 
 CELL_PX = 224  # side of one grid cell (each model's input is enlarged to it for display)
 MIN_CELL_PX = 16  # --cell_px at least this
@@ -57,7 +60,8 @@ class Picture:
     true_class: str | None = None
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
+    """`effnet cam`: raises a UserError for what the user can fix (errors.outcome reports it)."""
     parser = OneLineParser(
         prog="effnet cam",
         description=__doc__.split("\n\n")[0],
@@ -76,39 +80,15 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--output", help="folder for the PNG (default: the first checkpoint's run folder)")
     parser.add_argument("--cell_px", type=int, default=CELL_PX, help="side of one grid cell in pixels")
-    try:
-        args, data_args = parser.parse_known_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already reported in one line
-        return exit_code(stop)
+    args, data_args = parser.parse_known_args(argv)
     if args.images is not None and data_args:
-        return parser.fail(f"unrecognized arguments: {' '.join(data_args)} (data options need --split, not --images)")
-    try:
-        if args.images is not None:
-            pictures = read_images(args.images)
-        else:
-            pictures = split_images(args.split, args.count, data_args)
-        path = write_cam_grid(args.ckpt_path, pictures, args.weights, args.output, args.cell_px, args.layer)
-    except Exception as err:  # user errors end here in one line; anything else is re-raised with its traceback
-        message = user_error(err)
-        if message is None:
-            raise
-        print(f"effnet cam: error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        parser.error(f"unrecognized arguments: {' '.join(data_args)} (data options need --split, not --images)")
+    if args.images is not None:
+        pictures = read_images(args.images)
+    else:
+        pictures = split_images(args.split, args.count, data_args)
+    path = write_cam_grid(args.ckpt_path, pictures, args.weights, args.output, args.cell_px, args.layer)
     print(f"wrote {path}")
-    return 0
-
-
-def user_error(err: Exception) -> str | None:
-    """The one line for an error the user can fix (a parse error, missing data, a bad file), else None."""
-    from jsonargparse import ArgumentError
-
-    from effnet_lightning.errors import one_line, parse_error_line
-
-    if isinstance(err, ArgumentError):  # a malformed --config or --data.* option
-        return f"{parse_error_line(err)} (see 'effnet fit --help' for the data options)"
-    if isinstance(err, UserError):
-        return one_line(str(err))
-    return None
 
 
 def read_images(paths: list[str]) -> list[Picture]:
@@ -125,15 +105,22 @@ def read_images(paths: list[str]) -> list[Picture]:
 
 
 def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
-    """The first `count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, with
-    their labels' class names."""
+    """`count` raw images of a split of the datamodule that `effnet fit <data_args>` would use, spread across its
+    classes as the fit's own pictures are (picture_sample.py), with their labels' class names."""
+    from jsonargparse import ArgumentError
+
     from effnet_lightning.assembly.data_from_config import datamodule_from_args
     from effnet_lightning.assembly.plugins import load_and_report
+    from effnet_lightning.datamodules.picture_sample import spread_sample
+    from effnet_lightning.errors import parse_error_line
 
     if count < 1:
         raise ConfigError(f"--count must be at least 1 image, got {count}")
     load_and_report()  # datamodule plugins by short class name, as for effnet fit
-    datamodule = datamodule_from_args(data_args)
+    try:
+        datamodule = datamodule_from_args(data_args)
+    except ArgumentError as err:  # a malformed --config or --data.* option
+        raise ConfigError(f"{parse_error_line(err)} (see 'effnet fit --help' for the data options)") from err
     name = type(datamodule).__name__
     read_split = getattr(datamodule, f"{split}_dataset", None)
     if read_split is None:
@@ -142,11 +129,12 @@ def split_images(split: str, count: int, data_args: list[str]) -> list[Picture]:
         )
     samples = read_split()  # (HWC uint8 image, label) before augmentation and normalisation
     if split == "test" and getattr(datamodule, "test_is_validation", lambda: False)():
-        print(f"effnet cam: {name} has no test split: --split test uses the validation images", file=sys.stderr)
+        log.warning(f"effnet cam: {name} has no test split: --split test uses the validation images")
     if count > len(samples):
         raise ConfigError(f"--count {count} is more than the {len(samples)} images of {name}'s {split} split")
+    picked = spread_sample(samples, count)  # the val/predictions grid's images, for --split val
     names = list(datamodule.class_names)
-    return [Picture(as_rgb(image), names[int(label)]) for image, label in (samples[i] for i in range(count))]
+    return [Picture(as_rgb(image), names[int(label)]) for image, label in map(samples.__getitem__, picked)]
 
 
 def as_rgb(image: Any) -> np.ndarray:
@@ -202,15 +190,14 @@ def model_view(picture: np.ndarray, data_config: dict) -> np.ndarray:
 
 
 def model_input(views: list[np.ndarray], data_config: dict) -> Any:
-    """(N, 3, resolution, resolution) float32: the views normalised by the datamodule's own on-device step."""
+    """(N, 3, resolution, resolution) float32: the views normalised by the datamodules' own on-device step."""
     import torch
 
-    from effnet_lightning.datamodules.base import ImageDataModule
+    from effnet_lightning.datamodules.model_input import to_model_input
 
     resolution = int(data_config["input_size"][-1])
-    mean, std = tuple(data_config["mean"]), tuple(data_config["std"])
-    datamodule = ImageDataModule(data_dir="", resolution=resolution, mean=mean, std=std)  # only its transform
-    return datamodule.to_model_input(torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2))
+    images = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
+    return to_model_input(images, resolution, data_config["mean"], data_config["std"])
 
 
 def cam_column(

@@ -23,14 +23,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effnet_lightning.errors import (
-    EXIT_OK,
-    ConfigError,
-    OneLineParser,
-    UserError,
-    exit_code,
-    report_user_error,
-)
+from effnet_lightning.errors import ConfigError, OneLineParser, UserError
+from effnet_lightning.model import scaling as sc
 
 if TYPE_CHECKING:
     from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
@@ -39,14 +33,14 @@ __all__ = ["OutputExists", "export", "hub_config", "main", "timm_architecture"]
 
 CONFIG_NAME = "config.json"  # timm's hub config file name (timm/models/_hub.py)
 CLASSIFIER = "classifier.weight"  # timm EfficientNet's head: (num_classes, num_features)
-FLOAT_TOLERANCE = 1e-6  # multipliers equal to an official variant's up to float noise
 
 
 class OutputExists(UserError, FileExistsError):
     """The export would overwrite a file; nothing was written."""
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
+    """`effnet export`: raises a UserError for what the user can fix (errors.outcome reports it)."""
     parser = OneLineParser(prog="effnet export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by effnet fit (.ckpt)")
     parser.add_argument(
@@ -56,16 +50,9 @@ def main(argv: list[str]) -> int:
         help="ema: the averaged weights when the checkpoint has them (default); raw: the trained weights",
     )
     parser.add_argument("output", help="the .safetensors file to write; config.json is written beside it")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already reported in one line
-        return exit_code(stop)
-    try:
-        written = export(args.ckpt_path, args.output, args.weights)
-    except UserError as err:
-        return report_user_error("export", err)
+    args = parser.parse_args(argv)
+    written = export(args.ckpt_path, args.output, args.weights)
     print(f"wrote {written[0]} and {written[1]}")
-    return EXIT_OK
 
 
 def export(ckpt_path: str, output: str, weights: str = "ema") -> tuple[Path, Path]:
@@ -127,15 +114,7 @@ def hub_config(checkpoint: TrainedCheckpoint, num_features: int) -> dict[str, An
     }
 
 
-def timm_architecture(scaling: Any) -> str | None:
+def timm_architecture(scaling: sc.Multipliers) -> str | None:
     """`efficientnet_bN` when depth and width are that official variant's; None otherwise."""
-    from effnet_lightning.model import scaling as sc
-
-    for variant in sc.OFFICIAL_VARIANTS:
-        official = sc.official(variant)
-        if (
-            abs(official.depth - scaling.depth) < FLOAT_TOLERANCE
-            and abs(official.width - scaling.width) < FLOAT_TOLERANCE
-        ):
-            return f"efficientnet_{variant}"
-    return None
+    variant = sc.official_variant(scaling)
+    return None if variant is None else f"efficientnet_{variant}"

@@ -12,16 +12,21 @@ mistyped argument answer at once, and nothing here imports Lightning (tests/trai
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from effnet_lightning.errors import OneLineParser, exit_code
+from effnet_lightning.errors import ConfigError, OneLineParser, outcome
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import DIMENSIONS, Solution, parse_count, solve
 from effnet_lightning.tools.tables import csv_table, positive, real, text_table, variant
 
 __all__ = ["Row", "build_parser", "format_csv", "format_solve", "format_text", "main", "measure", "solve_main"]
+
+# px: the least `--resolution` read as pixels. Below it a value is a multiplier given the way the option once took
+# one (Table 7's r=2, B7's 600 / 224 = 2.7); at 8 px the third stride-2 stage is already 1x1.
+MIN_PIXELS = 8
 
 
 @dataclass(frozen=True)
@@ -97,100 +102,6 @@ def format_csv(rows: Sequence[Row]) -> str:
     return csv_table(Row, rows)
 
 
-def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
-    p = OneLineParser(
-        prog=prog,
-        description="Print depth, width, resolution, parameters and MACs of scaled "
-        "EfficientNets. Default: the official B0-B7 table.",
-    )
-    p.add_argument("--variants", nargs="+", type=variant, metavar="bN", help="official variants, b0..b7")
-    p.add_argument("--phi", nargs="+", type=real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
-    p.add_argument("--alpha", type=real, default=sc.ALPHA, help="depth base (default %(default)s)")
-    p.add_argument("--beta", type=real, default=sc.BETA, help="width base (default %(default)s)")
-    p.add_argument("--gamma", type=real, default=sc.GAMMA, help="resolution base (default %(default)s)")
-    p.add_argument("--base-resolution", type=int, default=sc.BASE_RESOLUTION, help="px at phi=0")
-    p.add_argument("--depth", type=positive, help="explicit depth multiplier on B0 (with --width/--resolution)")
-    p.add_argument("--width", type=positive, help="explicit width multiplier on B0")
-    p.add_argument("--resolution", type=positive, help="explicit resolution multiplier on B0's 224 px")
-    p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
-    p.add_argument("--format", choices=("text", "csv"), default="text")
-    p.add_argument("--target-macs", type=_count, help="solve for this forward MACs per image, e.g. 1.8G")
-    p.add_argument("--target-params", type=_count, help="solve for this parameter count, e.g. 7.8M")
-    p.add_argument(
-        "--scale",
-        nargs="+",
-        choices=DIMENSIONS,
-        default=list(DIMENSIONS),
-        help="with --target-*: the dimension(s) to scale the base along (default: all four); the base is the one "
-        "model given by --variants, --phi or --depth/--width/--resolution, else B0",
-    )
-    return p
-
-
-def _count(text: str) -> float:
-    try:
-        return parse_count(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def solve_main(args: argparse.Namespace, scalings: list[sc.Scaling], parser: argparse.ArgumentParser) -> int:
-    """`effnet scale --target-macs 1.8G --scale depth ...`: the multiplier meeting the target, per dimension."""
-    try:
-        if len(scalings) > 1:
-            raise ValueError("with --target-macs/--target-params give at most one base model (default B0)")
-        base = scalings[0] if scalings else sc.official("b0")
-        spec = base.as_spec()
-        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
-        solutions = [
-            solve(args.target_macs, s, spec, args.target_params, args.num_classes, coefficients) for s in args.scale
-        ]
-    except ValueError as err:
-        print(f"effnet scale: error: {err}", file=sys.stderr)
-        return 2
-    print(csv_table(Solution, solutions) if args.format == "csv" else format_solve(solutions))
-    return 0
-
-
-def main(argv: Sequence[str]) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already reported in one line
-        return exit_code(stop)
-    from effnet_lightning.model.memory import check_size  # arithmetic, but its module imports torch: after --help
-
-    try:
-        coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
-        scalings = [sc.official(v) for v in args.variants or []]
-        scalings += [
-            sc.compound(phi, args.alpha, args.beta, args.gamma, args.base_resolution) for phi in args.phi or []
-        ]
-        if args.depth or args.width or args.resolution:
-            scalings.append(
-                sc.explicit(args.depth or 1.0, args.width or 1.0, args.resolution or 1.0, args.base_resolution)
-            )
-        if args.table7:
-            scalings += list(sc.TABLE7.values())
-        if args.num_classes < 1:
-            raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
-        for scaling in scalings:
-            check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
-    except ValueError as err:
-        return parser.fail(str(err))
-    if args.target_macs is not None or args.target_params is not None:
-        return solve_main(args, scalings, parser)
-    scalings = scalings or [sc.official(v) for v in sc.OFFICIAL_VARIANTS]
-    rows = [measure(s, args.num_classes) for s in scalings]
-    print(format_csv(rows) if args.format == "csv" else format_text(rows, coefficients))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
 def format_solve(solutions: list[Solution]) -> str:
     """One line per solution: the multiplier found, the network it builds and how close it came."""
     header = (
@@ -210,3 +121,110 @@ def _solution_line(s: Solution) -> str:
         f"{s.scale:<11} {s.multiplier:>10.4g} {s.depth:>7.4g} {s.width:>7.4g} {s.resolution:>5} "
         f"{s.macs / 1e9:>7.4g}G {s.params / 1e6:>7.4g}M {target:>8} {s.deviation:>+9.2%}"
     )
+
+
+def build_parser(prog: str = "effnet scale") -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog=prog,
+        description="Print depth, width, resolution, parameters and MACs of scaled "
+        "EfficientNets. Default: the official B0-B7 table.",
+    )
+    p.add_argument("--variants", nargs="+", type=variant, metavar="bN", help="official variants, b0..b7")
+    p.add_argument("--phi", nargs="+", type=real, metavar="PHI", help="compound coefficients, e.g. 0 0.5 -2")
+    p.add_argument("--alpha", type=real, default=sc.ALPHA, help="depth base (default %(default)s)")
+    p.add_argument("--beta", type=real, default=sc.BETA, help="width base (default %(default)s)")
+    p.add_argument("--gamma", type=real, default=sc.GAMMA, help="resolution base (default %(default)s)")
+    p.add_argument("--base-resolution", type=int, default=sc.BASE_RESOLUTION, help="px at phi=0")
+    p.add_argument(
+        "--depth", type=positive, help="explicit depth multiplier on B0 (with --width/--resolution-multiplier)"
+    )
+    p.add_argument("--width", type=positive, help="explicit width multiplier on B0")
+    p.add_argument(
+        "--resolution-multiplier", type=positive, help="explicit resolution multiplier on --base-resolution (224 px)"
+    )
+    p.add_argument("--resolution", type=real, help="input px for every model (default: each model's own)")
+    p.add_argument("--table7", action="store_true", help="the paper's Table 7 single-dimension ablation rows")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default %(default)s)")
+    p.add_argument("--format", choices=("text", "csv"), default="text")
+    p.add_argument("--target-macs", type=_count, help="solve for this forward MACs per image, e.g. 1.8G")
+    p.add_argument("--target-params", type=_count, help="solve for this parameter count, e.g. 7.8M")
+    p.add_argument(
+        "--scale",
+        nargs="+",
+        choices=DIMENSIONS,
+        default=list(DIMENSIONS),
+        help="with --target-*: the dimension(s) to scale the base along (default: all four); the base is the one "
+        "model given by --variants, --phi or --depth/--width/--resolution-multiplier, else B0",
+    )
+    return p
+
+
+def _count(text: str) -> float:
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def pixels(value: float | None, base_resolution: int) -> int | None:
+    """`--resolution` as a whole number of pixels; a value that cannot be one (1.3, 0.5: a multiplier, as the
+    option once took) is a ConfigError that names --resolution-multiplier."""
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value == int(value) and value >= MIN_PIXELS):
+        raise ConfigError(
+            f"--resolution is the input side in whole pixels (at least {MIN_PIXELS}), got {value:g}; for a "
+            f"multiplier on the base's {base_resolution} px use --resolution-multiplier {value:g}"
+        )
+    return int(value)
+
+
+def requested(args: argparse.Namespace) -> list[sc.Scaling]:
+    """The models the options name, in the order of the options (none: the caller's default)."""
+    scalings = [sc.official(v) for v in args.variants or []]
+    scalings += [sc.compound(phi, args.alpha, args.beta, args.gamma, args.base_resolution) for phi in args.phi or []]
+    if args.depth or args.width or args.resolution_multiplier:
+        multipliers = (args.depth or 1.0, args.width or 1.0, args.resolution_multiplier or 1.0)
+        scalings.append(sc.explicit(*multipliers, args.base_resolution))
+    if args.table7:
+        scalings += list(sc.TABLE7.values())
+    return scalings
+
+
+def solve_main(args: argparse.Namespace, base: sc.Scaling) -> None:
+    """`effnet scale --target-macs 1.8G --scale depth ...`: the multiplier meeting the target, per dimension."""
+    coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+    spec = base.as_spec()
+    solutions = [
+        solve(args.target_macs, s, spec, args.target_params, args.num_classes, coefficients) for s in args.scale
+    ]
+    print(csv_table(Solution, solutions) if args.format == "csv" else format_solve(solutions))
+
+
+def main(argv: Sequence[str]) -> None:
+    """`effnet scale`: raises a UserError for what the user can fix (errors.outcome reports it)."""
+    args = build_parser().parse_args(argv)
+    from effnet_lightning.model.memory import check_size  # arithmetic, but its module imports torch: after --help
+
+    coefficients = sc.Coefficients(args.alpha, args.beta, args.gamma)
+    px = pixels(args.resolution, args.base_resolution)
+
+    def sized(scalings: list[sc.Scaling]) -> list[sc.Scaling]:
+        return scalings if px is None else [replace(s, resolution=px) for s in scalings]
+
+    if args.num_classes < 1:
+        raise ConfigError(f"--num-classes must be >= 1, got {args.num_classes}")
+    scalings = sized(requested(args))
+    for scaling in scalings:
+        check_size(scaling, args.num_classes)  # arithmetic only: --phi 100 is refused at once
+    if args.target_macs is not None or args.target_params is not None:
+        if len(scalings) > 1:
+            raise ConfigError("with --target-macs/--target-params give at most one base model (default B0)")
+        solve_main(args, scalings[0] if scalings else sized([sc.official("b0")])[0])
+        return
+    rows = [measure(s, args.num_classes) for s in scalings or sized([sc.official(v) for v in sc.OFFICIAL_VARIANTS])]
+    print(format_csv(rows) if args.format == "csv" else format_text(rows, coefficients))
+
+
+if __name__ == "__main__":
+    sys.exit(outcome("scale", lambda: main(sys.argv[1:])))

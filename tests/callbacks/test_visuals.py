@@ -117,3 +117,59 @@ def test_confusion_matrix_of_many_classes_stays_readable() -> None:
     assert 10 <= len(labels) <= MAX_TICK_LABELS and labels[:2] == ["class_000", "class_007"]
     assert "every 7th class named" in axes.get_title()
     assert pixels.shape[:2] == (2000, 2000)
+
+
+class Recorded:
+    """The images and labels each grid was drawn from, per validation."""
+
+    def __init__(self) -> None:
+        self.images: list[torch.Tensor] = []
+        self.targets: list[list[int]] = []
+
+    def add(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        self.images.append(images.detach().cpu().clone())
+        self.targets.append(targets.tolist())
+
+
+def test_grid_images_span_the_classes_and_stay_the_same_across_epochs(tmp_path) -> None:
+    """A fit on a JPEG folder, whose validation files come class by class: both grids show images of every class,
+    the same ones at every validation."""
+    from imagenet_tree import write_tree
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from effnet_lightning.datamodules.image_folder import ImageFolderDataModule
+    from effnet_lightning.train.module import EfficientNetModule
+
+    recorded = {"predictions": Recorded(), "cam": Recorded()}
+
+    class SpiedGrid(PredictionGrid):
+        def grid(self, images, targets, *args):
+            recorded["predictions"].add(images, targets)
+            return super().grid(images, targets, *args)
+
+    class SpiedCAM(CAMImages):
+        def cam_grid(self, pl_module, images, targets, *args):
+            recorded["cam"].add(images, targets)
+            return super().cam_grid(pl_module, images, targets, *args)
+
+    write_tree(tmp_path / "data", train_per_class=4, val_per_class=4)
+    data = ImageFolderDataModule(str(tmp_path / "data"), resolution=32, batch_size=4, num_workers=0)
+    torch.manual_seed(0)
+    module = EfficientNetModule(ScalingSpec(phi=-4, resolution=32), num_classes=data.num_classes, optimizer="sgd")
+    trainer = Trainer(
+        max_epochs=2,
+        limit_train_batches=1,
+        accelerator="cpu",
+        logger=TensorBoardLogger(tmp_path / "runs"),
+        callbacks=[SpiedGrid(count=6, per_row=3), SpiedCAM(every_n_epochs=1, count=6, per_row=3)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=data)
+    for name, seen in recorded.items():
+        assert seen.targets == [[0, 1, 2, 0, 1, 2]] * 2, name  # every class, twice, at both validations
+        assert torch.equal(seen.images[0], seen.images[1]), name
+        assert not torch.equal(seen.images[0][0], seen.images[0][3]), name  # two different images of class 0

@@ -70,6 +70,15 @@ def test_official_accepts_common_spellings(name):
     assert sc.official(name) == sc.Scaling("b3", depth=1.4, width=1.2, resolution=300, dropout=0.3, phi=3.0)
 
 
+def test_official_variant_is_found_by_depth_and_width_at_any_resolution():
+    """What `effnet export` names `efficientnet_bN`: a network with that variant's multipliers."""
+    assert [sc.official_variant(sc.official(v)) for v in sc.OFFICIAL_VARIANTS] == list(sc.OFFICIAL_VARIANTS)
+    assert sc.official_variant(sc.ScalingSpec(variant="b3", resolution=32).resolve()) == "b3"
+    assert sc.official_variant(sc.ScalingSpec(depth=1.4 + 1e-9, width=1.2).resolve()) == "b3"  # a YAML round trip
+    assert sc.official_variant(sc.compound(1)) == "b2"  # depth 1.2, width 1.1: B2 is the rule at phi 1
+    assert sc.official_variant(sc.compound(2)) is None  # depth 1.44, width 1.21: no released model
+
+
 def test_single_dimension_and_table7():
     assert sc.explicit(depth=4.0) == sc.Scaling("d4-w1-r1", 4.0, 1.0, 224, 0.2)
     assert sc.explicit(width=2.0).width == 2.0

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from effnet_lightning.cli import main
+from effnet_lightning.errors import outcome
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import count_macs
 from effnet_lightning.model.memory import size_estimate
 from effnet_lightning.model.network import create_model
-from effnet_lightning.tools import benchmark
+from effnet_lightning.tools import benchmark, measure
 
-SETTING = benchmark.Setting(batch_size=4, num_classes=10)
+SETTING = measure.Setting(batch_size=4, num_classes=10)
 original_run = benchmark.run
 TINY = ["--phi", "-2", "--resolution", "32", "--batch-size", "4", "--num-classes", "10", "--warmup", "1"]
 
@@ -91,7 +92,7 @@ def test_out_of_memory_is_one_line_exit_2(monkeypatch, capsys):
 
     monkeypatch.setattr("effnet_lightning.tools.benchmark.run", out_of_memory)
     plenty = lambda device: 10**15  # noqa: E731  the estimate lets it start (an estimate can be low)
-    assert benchmark.main(["--batch-size", "4096", "--device", "cpu"], plenty) == 2
+    assert outcome("benchmark", lambda: benchmark.main(["--batch-size", "4096", "--device", "cpu"], plenty)) == 2
     err = capsys.readouterr().err
     assert "out of device memory at batch 4096; lower --batch-size or add --grad-checkpointing" in err
     assert len(err.strip().splitlines()) == 1
@@ -100,7 +101,7 @@ def test_out_of_memory_is_one_line_exit_2(monkeypatch, capsys):
 def test_a_configuration_that_does_not_fit_is_skipped_before_it_runs(capsys, monkeypatch):
     """memory.py's estimate against the available memory (injected): phi -2 needs more than phi -4 at 32 px."""
     estimates = {
-        phi: benchmark.memory_shortfall(sc.ScalingSpec(phi=phi, resolution=32), SETTING, False, lambda device: 0)
+        phi: measure.memory_shortfall(sc.ScalingSpec(phi=phi, resolution=32), SETTING, False, lambda device: 0)
         for phi in (-4, -2)
     }
     needed = {phi: float(reason.split("~")[1].split(" MB")[0]) * 1e6 for phi, reason in estimates.items()}
@@ -109,7 +110,7 @@ def test_a_configuration_that_does_not_fit_is_skipped_before_it_runs(capsys, mon
     runs = []
     monkeypatch.setattr(benchmark, "run", lambda spec, *args: runs.append(spec) or original_run(spec, *args))
     args = ["--phi", "-2", "-4", "--resolution", "32", "--batch-size", "4", "--num-classes", "10", "--warmup", "0"]
-    assert benchmark.main([*args, "--steps", "1", "--format", "csv"], lambda device: available) == 0
+    benchmark.main([*args, "--steps", "1", "--format", "csv"], lambda device: available)
     skipped, measured = csv.DictReader(io.StringIO(capsys.readouterr().out))
     assert skipped["name"] == "phi-2" and skipped["train_img_s"] == "" and skipped["peak_memory"] == ""
     assert skipped["skipped"] == f"needs ~{needed[-2] / 1e6:.3g} MB, {available / 1e6:.3g} MB available"
@@ -118,7 +119,7 @@ def test_a_configuration_that_does_not_fit_is_skipped_before_it_runs(capsys, mon
 
 
 def test_the_only_configuration_not_fitting_is_one_line_exit_2(capsys):
-    assert benchmark.main([*TINY, "--steps", "1"], lambda device: 10**6) == 2
+    assert outcome("benchmark", lambda: benchmark.main([*TINY, "--steps", "1"], lambda device: 10**6)) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert "phi-2 at 32 px, batch 4 needs ~" in captured.err and ", 1 MB available" in captured.err

@@ -122,9 +122,11 @@ def test_cam_unreadable_image_is_one_line(two_checkpoints, tmp_path, capfd) -> N
 
 
 def test_cam_grid_from_the_validation_split(two_checkpoints, cifar10_module, tmp_path, capfd) -> None:
-    """`--split val --count 4` with fit's own data options: 4 rows, 2 columns, and each row is the split's raw image
-    preprocessed as `--images` does it (the same grid as the 4 images saved losslessly and passed as files)."""
+    """`--split val --count 4` with fit's own data options: 4 rows, 2 columns, and each row is one of the split's
+    raw images spread across the classes, preprocessed as `--images` does it (the same grid as those 4 images saved
+    losslessly and passed as files)."""
     from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+    from effnet_lightning.datamodules.picture_sample import spread_sample
 
     ckpts = [f"--ckpt_path={p}" for p in two_checkpoints]
     data = debug_args(cifar10_module, tmp_path / "runs")  # the options the checkpoints were trained with
@@ -142,8 +144,10 @@ def test_cam_grid_from_the_validation_split(two_checkpoints, cifar10_module, tmp
 
     datamodule = CIFAR10DataModule(str(cifar10_module), val_size=100)  # debug_args' split
     val = datamodule.val_dataset()
-    files = [tmp_path / "files" / datamodule.class_names[val[i][1]] / f"{i}.png" for i in range(4)]  # class folders
-    for i, path in enumerate(files):
+    picked = spread_sample(val, 4)  # the fit's val/predictions images
+    assert len({val[i][1] for i in picked}) == 4  # four classes, not the split's first four images
+    files = [tmp_path / "files" / datamodule.class_names[val[i][1]] / f"{i}.png" for i in picked]  # class folders
+    for i, path in zip(picked, files, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(val[i][0]).save(path)
     done = effnet(capfd, "cam", *ckpts, "--images", *map(str, files), f"--output={tmp_path}", f"--cell_px={CELL}")

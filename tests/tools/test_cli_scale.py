@@ -63,12 +63,28 @@ def test_csv_for_phi_values(run):
 
 
 def test_explicit_and_custom_coefficients(run):
-    out = run("scale", "--depth", "1.4", "--width", "1.2", "--resolution", "1.3", "--format", "csv")
+    out = run("scale", "--depth", "1.4", "--width", "1.2", "--resolution-multiplier", "1.3", "--format", "csv")
     (row,) = csv.DictReader(io.StringIO(out.stdout))
     assert (row["depth"], row["width"], row["resolution"]) == ("1.4", "1.2", "292")
     out = run("scale", "--phi", "1", "--alpha", "2", "--base-resolution", "32", "--format", "csv")
     (row,) = csv.DictReader(io.StringIO(out.stdout))
     assert (row["depth"], row["resolution"]) == ("2.0", "36")  # 32 * 1.15 = 36.8 -> 36
+
+
+def test_resolution_is_pixels_for_every_model(run):
+    """`--resolution` is the input side in px, as in `effnet benchmark`; the multiplier has its own name."""
+    out = run("scale", "--variants", "b0", "--phi", "1", "--resolution", "64", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [(r["name"], r["resolution"]) for r in rows] == [("b0", "64"), ("phi1", "64")]
+    assert int(rows[0]["macs"]) < 385_814_752 / 10  # B0 at 64 px: about (64 / 224)^2 of its 224 px MACs
+
+
+@pytest.mark.parametrize("value", ["1.3", "2", "0.5", "nan"])
+def test_a_multiplier_given_as_resolution_names_the_new_option(run, value):
+    out = run("scale", "--depth", "1.4", "--resolution", value)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert f"--resolution is the input side in whole pixels (at least 8), got {value}" in out.stderr
+    assert out.stderr.rstrip().endswith(f"use --resolution-multiplier {value}")
 
 
 @pytest.mark.parametrize(
