@@ -229,8 +229,8 @@ def test_a_crash_keeps_its_traceback_and_a_study_where_everything_failed_exits_1
 
 
 def test_a_failure_while_measuring_is_the_arms_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from effnet_lightning.study.evaluation import Trained, measure_arm
     from effnet_lightning.study.plan import family
-    from effnet_lightning.study.results import Trained, measure_arm
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("device lost")
