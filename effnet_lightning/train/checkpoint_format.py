@@ -1,4 +1,4 @@
-"""What a checkpoint of `effnet fit` holds, and the one reader of it: export, cam, predict and the EMA loader use it.
+"""What a checkpoint of `effnet fit` holds, and its one reader, for export, cam, predict, EMA loading and the study.
 
 A checkpoint is Lightning's dict (`torch.save`, a zip archive) with these entries:
 - `state_dict`: the LightningModule's tensors, the timm network under `model.`. With the EMA callback these are
