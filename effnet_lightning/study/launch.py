@@ -14,7 +14,6 @@ memory format, batch, device, test split) for the cost measurements and the tabl
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import logging
 import os
@@ -51,6 +50,7 @@ __all__ = [
     "EXIT_STOPPED",
     "ArmJob",
     "FitOptionsError",
+    "Launch",
     "Progress",
     "Unit",
     "check_fit",
@@ -79,6 +79,22 @@ CPU_CHECK = (  # check_fit for units that train elsewhere, on a machine without 
 
 class FitOptionsError(ConfigError):
     """The study's fit overrides (or the base config) do not parse as `effnet fit` options."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a study's units run: the fit command line they share, and the launch options of `effnet study` (a
+    re-run that changes only these is the same study)."""
+
+    config: str  # the base fit config
+    overrides: tuple[str, ...]  # fit options for every unit
+    seeds: int  # per arm
+    launcher: str  # inprocess; slurm: one submitit job per unit; local: those jobs as processes on this machine
+    devices: int  # inprocess: local GPUs, one unit on each at a time
+    bench_steps: int  # timed benchmark steps per arm (0: not measured)
+    partition: str | None  # slurm partition
+    time: int  # slurm time limit per unit, minutes
+    gpus: int  # slurm GPUs per job
 
 
 @dataclass(frozen=True)
@@ -162,8 +178,7 @@ def run_study(
     folder: Path,
     plan: Plan,
     units: list[Unit],
-    args: argparse.Namespace,
-    overrides: list[str],
+    how: Launch,
     trained: Trained,
     command: str,
 ) -> int | None:
@@ -178,12 +193,13 @@ def run_study(
     progress = Progress(units, todo)
     finished: list[tuple[Unit, int]] = []
     stopped = None
-    if args.launcher != "inprocess":
-        done = run_submitit(todo, args, folder, args.config, overrides, trained)
-    elif args.devices > 1:
-        done = run_parallel(todo, args.devices, folder, args.config, overrides)
+    overrides = list(how.overrides)
+    if how.launcher != "inprocess":
+        done = run_submitit(todo, how, folder, trained)
+    elif how.devices > 1:
+        done = run_parallel(todo, how.devices, folder, how.config, overrides)
     else:
-        done = _one_after_another(folder, todo, args, overrides, trained, progress)
+        done = _one_after_another(folder, todo, how, trained, progress)
     for u, code in done:
         finished.append((u, code))
         progress.finished(u)
@@ -198,14 +214,14 @@ def run_study(
             log.warning(
                 f"effnet study: {u.arm.name} seed {u.seed} failed (exit {code}); see {error_log}; the others go on"
             )
-        write_results(folder, plan, args.seeds, trained, command)
-    if args.launcher == "inprocess" and args.devices > 1:  # trained in processes: evaluated and measured here,
+        write_results(folder, plan, how.seeds, trained, command)
+    if how.launcher == "inprocess" and how.devices > 1:  # trained in processes: evaluated and measured here,
         for u, code in finished:  # one at a time, with no training beside them on the device
             if code == 0 and not (_unit_folder(folder, u) / layout.RESULT).is_file():
-                evaluate(folder, u, args.config, overrides)
+                evaluate(folder, u, how.config, overrides)
         for arm in plan.arms:
-            measure(folder, arm, trained, args.bench_steps)
-    tables = write_results(folder, plan, args.seeds, trained, command)
+            measure(folder, arm, trained, how.bench_steps)
+    tables = write_results(folder, plan, how.seeds, trained, command)
     if stopped is not None:
         return stopped
     from effnet_lightning.study.plots import plot
@@ -223,14 +239,14 @@ def run_study(
 
 
 def _one_after_another(
-    folder: Path, todo: list[Unit], args: argparse.Namespace, overrides: list[str], trained: Trained, progress: Progress
+    folder: Path, todo: list[Unit], how: Launch, trained: Trained, progress: Progress
 ) -> Iterator[tuple[Unit, int]]:
     """In this process: each unit trains, is evaluated, and its arm measured (once) as soon as it finished."""
     for u in todo:
         progress.starting(u)
-        code = run_unit(folder, u, args.config, overrides)
+        code = run_unit(folder, u, how.config, list(how.overrides))
         if code == 0:
-            measure(folder, u.arm, trained, args.bench_steps)
+            measure(folder, u.arm, trained, how.bench_steps)
         yield u, code
 
 
@@ -383,28 +399,26 @@ class ArmJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def run_submitit(
-    units: list[Unit], args: Any, folder: Path, config: str, overrides: list[str], trained: Trained
-) -> Iterator[tuple[Unit, int]]:
+def run_submitit(units: list[Unit], how: Launch, folder: Path, trained: Trained) -> Iterator[tuple[Unit, int]]:
     """One submitit job per unit (Slurm, or local processes), yielded as they finish; a job that raised
     counts as exit 1 (its traceback is in the submitit logs and the unit's error.log)."""
     import submitit
 
     logs = folder / layout.SUBMITIT
-    if args.launcher == "local":
+    if how.launcher == "local":
         executor: Any = submitit.LocalExecutor(folder=logs)
-        executor.update_parameters(timeout_min=args.time)
+        executor.update_parameters(timeout_min=how.time)
     else:
         executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
         executor.update_parameters(
-            timeout_min=args.time,
-            slurm_partition=args.partition,
-            gpus_per_node=args.gpus,
-            tasks_per_node=args.gpus,
+            timeout_min=how.time,
+            slurm_partition=how.partition,
+            gpus_per_node=how.gpus,
+            tasks_per_node=how.gpus,
             name="effnet-study",
         )
     jobs = [
-        executor.submit(ArmJob(folder, u, config, tuple(overrides), trained.base_seed, args.bench_steps)) for u in units
+        executor.submit(ArmJob(folder, u, how.config, how.overrides, trained.base_seed, how.bench_steps)) for u in units
     ]
     for u, job in zip(units, jobs, strict=True):
         log.info(f"effnet study: {u.arm.name} seed {u.seed}: submitit job {job.job_id}, logs in {logs}")

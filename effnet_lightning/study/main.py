@@ -143,7 +143,18 @@ def main(argv: Sequence[str]) -> int | None:
         return None
     _claim(folder, _asked(args, config_path, overrides), plan)
     planning.write_plan(plan, folder / layout.PLAN)
-    return launch.run_study(folder, plan, units, args, overrides, trained, " ".join(["effnet", "study", *argv]))
+    how = launch.Launch(
+        config=args.config,
+        overrides=tuple(overrides),
+        seeds=args.seeds,
+        launcher=args.launcher,
+        devices=args.devices,
+        bench_steps=args.bench_steps,
+        partition=args.partition,
+        time=args.time,
+        gpus=args.gpus,
+    )
+    return launch.run_study(folder, plan, units, how, trained, " ".join(["effnet", "study", *argv]))
 
 
 def make_plan(args: argparse.Namespace, base: sc.Scaling) -> planning.Plan:
