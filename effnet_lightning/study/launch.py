@@ -1,8 +1,9 @@
-"""Where a study's units (arm x seed) train: in this process, one process per local GPU, or one submitit job each.
+"""How a study runs: its units (arm x seed) train in this process, one process per local GPU, or one submitit job
+each; after every unit the tables are rewritten, and at the end come the verdict and the plots.
 
 Every unit is a normal `effnet fit` of the base config with the study's overrides, the arm's `model.scaling` and
 `seed_everything` = base seed + k; it resumes from its own newest last.ckpt when it has one. In this process the
-fit runs through `effnet_lightning.assembly.run.main`; a unit that fails keeps its traceback (or, where the fit
+fit runs as `effnet fit` would (assembly/in_process.py): a unit that fails keeps its traceback (or, where the fit
 reported its own one line, that output) in `<arm>/seed<k>/error.log`, and the study goes on.
 
 Before any unit trains, `check_fit` gives the whole command line of the first unit to fit's own parser and
@@ -13,7 +14,8 @@ memory format, batch, device, test split) for the cost measurements and the tabl
 
 from __future__ import annotations
 
-import io
+import datetime
+import logging
 import os
 import queue
 import subprocess
@@ -24,41 +26,75 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from effnet_lightning.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_PREEMPTED, UserError, one_line
-from effnet_lightning.study.plan import Arm
-from effnet_lightning.study.results import (
-    WALL,
+from effnet_lightning.console import console
+from effnet_lightning.errors import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_PREEMPTED, ConfigError, one_line
+from effnet_lightning.study import layout
+from effnet_lightning.study.evaluation import (
     NeverValidated,
     Trained,
     clear_failure,
     evaluate_unit,
+    has_test_split,
     measure_arm,
     record_failure,
     record_not_validated,
-    unit_root,
+    record_output,
+    record_wall,
 )
+from effnet_lightning.study.plan import Arm, Plan
 from effnet_lightning.train.run_layout import VERSION_GLOB, last_checkpoints
 
 __all__ = [
     "EXIT_STOPPED",
     "ArmJob",
+    "FitOptionsError",
+    "Launch",
+    "Progress",
     "Unit",
     "check_fit",
+    "evaluate",
     "fit_argv",
     "launch",
+    "measure",
     "run_parallel",
+    "run_study",
     "run_submitit",
     "run_unit",
 ]
 
+log = logging.getLogger(__name__)
+
 EXIT_STOPPED = (EXIT_PREEMPTED, EXIT_INTERRUPTED)  # last.ckpt saved; the study stops and resumes on re-run
 ERROR_TAIL = 20_000  # characters of a failed fit's output kept in error.log
+CPU_CHECK = (  # check_fit for units that train elsewhere, on a machine without a GPU: the trainer on this CPU
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.num_nodes=1",
+    "--trainer.strategy=auto",
+    "--trainer.precision=32-true",
+)
 
 
-class FitOptionsError(UserError):
+class FitOptionsError(ConfigError):
     """The study's fit overrides (or the base config) do not parse as `effnet fit` options."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a study's units run: the fit command line they share, and the launch options of `effnet study` (a
+    re-run that changes only these is the same study)."""
+
+    config: str  # the base fit config
+    overrides: tuple[str, ...]  # fit options for every unit
+    seeds: int  # per arm
+    launcher: str  # inprocess; slurm: one submitit job per unit; local: those jobs as processes on this machine
+    devices: int  # inprocess: local GPUs, one unit on each at a time
+    bench_steps: int  # timed benchmark steps per arm (0: not measured)
+    partition: str | None  # slurm partition
+    time: int  # slurm time limit per unit, minutes
+    gpus: int  # slurm GPUs per job
 
 
 @dataclass(frozen=True)
@@ -82,6 +118,10 @@ def fit_argv(unit: Path, u: Unit, config: str, overrides: list[str], subcommand:
     return argv
 
 
+def _unit_folder(folder: Path, u: Unit) -> Path:
+    return layout.unit_folder(folder, u.arm.name, u.index)
+
+
 def check_fit(
     config: str, overrides: list[str], u: Unit, base_seed: int, elsewhere: bool = False
 ) -> tuple[Trained, Any]:
@@ -95,7 +135,7 @@ def check_fit(
     from jsonargparse import ArgumentError
 
     from effnet_lightning.assembly.config_checks import DataModuleInitError
-    from effnet_lightning.assembly.lightning_cli import EffnetCLI
+    from effnet_lightning.assembly.in_process import build
 
     with tempfile.TemporaryDirectory() as scratch:
         args = [
@@ -103,20 +143,13 @@ def check_fit(
             f"--trainer.default_root_dir={scratch}",
         ]
         if elsewhere and not _has_cuda():
-            args += ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.num_nodes=1",
-                     "--trainer.strategy=auto", "--trainer.precision=32-true"]  # fmt: skip
-        typed = sys.argv
-        sys.argv = [typed[0], *args]  # read by LightningCLI as its command line (given both, it warns)
+            args += CPU_CHECK
         try:
-            cli = EffnetCLI(args=None, run=False)
+            cli = build(args)
         except ArgumentError as err:
             raise FitOptionsError(f"effnet fit does not take these options: {one_line(str(err))}") from None
         except DataModuleInitError as err:
             raise FitOptionsError(one_line(str(err))) from None
-        finally:
-            sys.argv = typed
-    from effnet_lightning.study.results import has_test_split
-
     trainer, model = cli.trainer, cli.model
     device = trainer.strategy.root_device.type
     wanted = model.hparams.get("channels_last")
@@ -140,75 +173,145 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-class _Tee(io.TextIOBase):
-    """Writes to the terminal's stream and keeps a copy: a failed fit's own lines go into its error.log."""
+# --------------------------------------------------------------------------------------------------- the study
+def run_study(
+    folder: Path,
+    plan: Plan,
+    units: list[Unit],
+    how: Launch,
+    trained: Trained,
+    command: str,
+) -> int | None:
+    """Train what is left, evaluate, measure and tabulate after every unit; the verdict and plots at the end.
+    None when the study ended; the exit code it decided otherwise: 75/130 when a signal stopped a unit (the same
+    command resumes), 1 when every unit failed (each unit's error.log says why)."""
+    from effnet_lightning.study.results import write_coefficients, write_results
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream, self.kept = stream, io.StringIO()
+    todo = [u for u in units if not (_unit_folder(folder, u) / layout.RESULT).is_file()]
+    if len(todo) < len(units):
+        log.info(f"effnet study: {len(units) - len(todo)} of {len(units)} units finished before, skipped")
+    progress = Progress(units, todo)
+    finished: list[tuple[Unit, int]] = []
+    stopped = None
+    overrides = list(how.overrides)
+    if how.launcher != "inprocess":
+        done = run_submitit(todo, how, folder, trained)
+    elif how.devices > 1:
+        done = run_parallel(todo, how.devices, folder, how.config, overrides)
+    else:
+        done = _one_after_another(folder, todo, how, trained, progress)
+    for u, code in done:
+        finished.append((u, code))
+        progress.finished(u)
+        if code in EXIT_STOPPED:
+            stopped = code
+            log.warning(
+                f"effnet study: stopped during {u.arm.name} seed {u.seed}; run the same command again to resume"
+            )
+            break
+        if code != 0:
+            error_log = _unit_folder(folder, u) / layout.ERROR_LOG
+            log.warning(
+                f"effnet study: {u.arm.name} seed {u.seed} failed (exit {code}); see {error_log}; the others go on"
+            )
+        write_results(folder, plan, how.seeds, trained, command)
+    if how.launcher == "inprocess" and how.devices > 1:  # trained in processes: evaluated and measured here,
+        for u, code in finished:  # one at a time, with no training beside them on the device
+            if code == 0 and not (_unit_folder(folder, u) / layout.RESULT).is_file():
+                evaluate(folder, u, how.config, overrides)
+        for arm in plan.arms:
+            measure(folder, arm, trained, how.bench_steps)
+    tables = write_results(folder, plan, how.seeds, trained, command)
+    if stopped is not None:
+        return stopped
+    from effnet_lightning.study.plots import plot
 
-    def write(self, text: str) -> int:
-        self.kept.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.stream, "encoding", "utf-8")
+    plot(folder, plan, tables.rows, tables.comparisons, tables.scores)
+    if plan.kind == "grid":
+        write_coefficients(folder, tables.rows)
+    for line in tables.verdict:
+        log.info(f"effnet study: {line}")
+    log.info(f"effnet study: results in {folder / layout.REPORT}")
+    if not any(r.n for r in tables.rows):
+        log.error("effnet study: error: every unit failed; see the error.log of each")
+        return EXIT_CRASH
+    return None
 
 
+def _one_after_another(
+    folder: Path, todo: list[Unit], how: Launch, trained: Trained, progress: Progress
+) -> Iterator[tuple[Unit, int]]:
+    """In this process: each unit trains, is evaluated, and its arm measured (once) as soon as it finished."""
+    for u in todo:
+        progress.starting(u)
+        code = run_unit(folder, u, how.config, list(how.overrides))
+        if code == 0:
+            measure(folder, u.arm, trained, how.bench_steps)
+        yield u, code
+
+
+class Progress:
+    """`unit 3/15 (width, seed 1) ... ETA 0:41:00`: the ETA from this run's seconds per MAC so far."""
+
+    def __init__(self, units: list[Unit], todo: list[Unit]) -> None:
+        self.total, self.todo = len(units), list(todo)
+        self.before = len(units) - len(todo)
+        self.started = time.monotonic()
+        self.done_macs = 0
+        self.count = 0
+
+    def starting(self, u: Unit) -> None:
+        eta = "--"
+        if self.done_macs:
+            remaining = sum(v.arm.macs for v in self.todo)
+            seconds = (time.monotonic() - self.started) / self.done_macs * remaining
+            eta = str(datetime.timedelta(seconds=round(seconds)))
+        number = self.before + self.count + 1
+        log.info(f"effnet study: unit {number}/{self.total} ({u.arm.name}, seed {u.seed}) ... ETA {eta}")
+
+    def finished(self, u: Unit) -> None:
+        self.count += 1
+        self.done_macs += u.arm.macs
+        self.todo = [v for v in self.todo if v != u]
+
+
+# ------------------------------------------------------------------------------------------------ in this process
 def run_unit(folder: Path, u: Unit, config: str, overrides: list[str]) -> int:
     """`effnet fit` for one unit in this process, then its test evaluation; the exit code (1: a crash)."""
-    from effnet_lightning.assembly import run as training
+    from effnet_lightning.assembly.in_process import run_command
 
-    unit = unit_root(folder, u.arm, u.index)
+    unit = _unit_folder(folder, u)
     unit.mkdir(parents=True, exist_ok=True)
     argv = fit_argv(unit, u, config, overrides)
-    print(f"effnet study: {u.arm.name} seed {u.seed}: effnet {' '.join(argv)}", file=sys.stderr, flush=True)
+    log.info(f"effnet study: {u.arm.name} seed {u.seed}: effnet {' '.join(argv)}")
     clear_failure(unit)
     started = time.monotonic()
-    typed, stderr = sys.argv, sys.stderr
-    sys.argv = [typed[0], *argv]  # the unit's command line as LightningCLI's own: it warns when both differ
-    sys.stderr = tee = _Tee(stderr)
-    error: BaseException | None = None
     try:
-        code = training.main(argv)
-    except Exception as err:  # a crash in one unit must not stop the study; its traceback goes to error.log
-        error, code = err, EXIT_CRASH
+        ended = run_command(argv, keep=ERROR_TAIL)
     finally:
-        sys.argv, sys.stderr = typed, stderr
-        with open(unit / WALL, "a") as out:
-            out.write(f"{time.monotonic() - started:.3f}\n")
-    if error is not None:
-        print(f"effnet study: {u.arm.name} seed {u.seed} crashed: {type(error).__name__}: {error}", file=sys.stderr)
-        record_failure(unit, code, error)
-    elif code not in (0, *EXIT_STOPPED):
-        record_failure(unit, code)
-        with open(unit / "error.log", "a") as log:
-            log.write(tee.kept.getvalue()[-ERROR_TAIL:])
-    if code == 0:
-        code = evaluate(folder, u, config, overrides)
-    return code
+        record_wall(unit, time.monotonic() - started)
+    if ended.code == EXIT_CRASH and ended.error is not None:  # a crash: error.log keeps its traceback
+        log.warning(f"effnet study: {u.arm.name} seed {u.seed} crashed: {type(ended.error).__name__}: {ended.error}")
+        record_failure(unit, ended.code, ended.error)
+    elif ended.code not in (0, *EXIT_STOPPED):  # a user error, a non-finite loss: the fit's own lines
+        record_failure(unit, ended.code)
+        record_output(unit, ended.stderr)
+    if ended.code == 0:
+        return evaluate(folder, u, config, overrides)
+    return ended.code
 
 
 def evaluate(folder: Path, u: Unit, config: str, overrides: list[str]) -> int:
     """The unit's test evaluation; a failure is recorded as the unit's (exit 1, traceback in error.log)."""
-    unit = unit_root(folder, u.arm, u.index)
+    unit = _unit_folder(folder, u)
     try:
         evaluate_unit(unit, fit_argv(unit, u, config, overrides, subcommand=False), u.seed)
     except NeverValidated as err:  # flagged, not done: a re-run of the study tries it again
-        print(f"effnet study: {u.arm.name} seed {u.seed}: {err}", file=sys.stderr)
+        log.warning(f"effnet study: {u.arm.name} seed {u.seed}: {err}")
         record_not_validated(unit, err)
         return EXIT_CRASH
     except Exception as err:  # a fault while evaluating is the unit's, not the study's end
-        print(f"effnet study: {u.arm.name} seed {u.seed}: test evaluation failed: {err}", file=sys.stderr)
+        log.warning(f"effnet study: {u.arm.name} seed {u.seed}: test evaluation failed: {err}")
         record_failure(unit, EXIT_CRASH, err, what="test")
         return EXIT_CRASH
     return 0
@@ -217,29 +320,29 @@ def evaluate(folder: Path, u: Unit, config: str, overrides: list[str]) -> int:
 def measure(folder: Path, arm: Arm, trained: Trained, bench_steps: int) -> None:
     record = measure_arm(folder, arm, trained, bench_steps)
     if "error" in record:
-        print(f"effnet study: {arm.name}: measuring failed ({record['error']}); see its row", file=sys.stderr)
+        log.warning(f"effnet study: {arm.name}: measuring failed ({record['error']}); see its row")
 
 
+# ------------------------------------------------------------------------------------------ one process per GPU
 def launch(folder: Path, u: Unit, config: str, overrides: list[str], device: int) -> int:
     """`effnet fit` for one unit in a new process on GPU `device` (on a machine without one: on the CPU, `device`
     numbering the parallel slot); its output goes to `<arm>/seed<k>/fit.log`."""
-    unit = unit_root(folder, u.arm, u.index)
+    unit = _unit_folder(folder, u)
     unit.mkdir(parents=True, exist_ok=True)
     argv = fit_argv(unit, u, config, overrides)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(device)}
     where = f"on GPU {device}" if _has_cuda() else f"on the CPU (parallel slot {device}; no GPU here)"
-    print(f"effnet study: {u.arm.name} seed {u.seed} {where}: effnet {' '.join(argv)}", file=sys.stderr)
+    log.info(f"effnet study: {u.arm.name} seed {u.seed} {where}: effnet {' '.join(argv)}")
     clear_failure(unit)
     started = time.monotonic()
-    with open(unit / "fit.log", "a") as log:
-        code = subprocess.run([sys.executable, "-m", "effnet_lightning.cli", *argv], env=env, stdout=log,
-                              stderr=subprocess.STDOUT).returncode  # fmt: skip
-    with open(unit / WALL, "a") as out:
-        out.write(f"{time.monotonic() - started:.3f}\n")
+    fit_log = unit / layout.FIT_LOG
+    with open(fit_log, "a") as out:
+        command = [sys.executable, "-m", "effnet_lightning.cli", *argv]
+        code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    record_wall(unit, time.monotonic() - started)
     if code not in (0, *EXIT_STOPPED):
         record_failure(unit, code)
-        with open(unit / "error.log", "a") as log:
-            log.write((unit / "fit.log").read_text()[-ERROR_TAIL:])
+        record_output(unit, fit_log.read_text()[-ERROR_TAIL:])
     return code
 
 
@@ -265,10 +368,12 @@ def run_parallel(
             yield futures[future], future.result()
 
 
+# ----------------------------------------------------------------------------------------- one submitit job each
 @dataclass(frozen=True)
 class ArmJob:
     """What a submitit job runs: the unit's fit (resuming from its last.ckpt, decided when the job starts, so a
-    requeued job continues), its test evaluation, and its arm's cost on the job's own device."""
+    requeued job continues), its test evaluation, and its arm's cost on the job's own device. Its messages
+    reach the job's log as they reach the terminal under `effnet`."""
 
     folder: Path
     unit: Unit
@@ -278,12 +383,13 @@ class ArmJob:
     bench_steps: int
 
     def __call__(self) -> int:
-        code = run_unit(self.folder, self.unit, self.config, list(self.overrides))
-        if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):  # SIGTERM saved last.ckpt: run again
-            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False, timeout=60)
-        elif code == 0:  # the setting as this job's machine resolves it (precision auto, channels_last on CUDA)
-            trained, _ = check_fit(self.config, list(self.overrides), self.unit, self.base_seed)
-            measure(self.folder, self.unit.arm, trained, self.bench_steps)
+        with console():
+            code = run_unit(self.folder, self.unit, self.config, list(self.overrides))
+            if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):  # SIGTERM saved last.ckpt: run again
+                subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False, timeout=60)
+            elif code == 0:  # the setting as this job's machine resolves it (precision auto, channels_last on CUDA)
+                trained, _ = check_fit(self.config, list(self.overrides), self.unit, self.base_seed)
+                measure(self.folder, self.unit.arm, trained, self.bench_steps)
         return code
 
     def checkpoint(self) -> Any:
@@ -293,30 +399,34 @@ class ArmJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def run_submitit(
-    units: list[Unit], args: Any, folder: Path, config: str, overrides: list[str], trained: Trained
-) -> Iterator[tuple[Unit, int]]:
+def run_submitit(units: list[Unit], how: Launch, folder: Path, trained: Trained) -> Iterator[tuple[Unit, int]]:
     """One submitit job per unit (Slurm, or local processes), yielded as they finish; a job that raised
     counts as exit 1 (its traceback is in the submitit logs and the unit's error.log)."""
     import submitit
 
-    logs = folder / "submitit"
-    if args.launcher == "local":
+    logs = folder / layout.SUBMITIT
+    if how.launcher == "local":
         executor: Any = submitit.LocalExecutor(folder=logs)
-        executor.update_parameters(timeout_min=args.time)
+        executor.update_parameters(timeout_min=how.time)
     else:
         executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
-        executor.update_parameters(timeout_min=args.time, slurm_partition=args.partition,
-                                   gpus_per_node=args.gpus, tasks_per_node=args.gpus, name="effnet-study")  # fmt: skip
-    jobs = [executor.submit(ArmJob(folder, u, config, tuple(overrides), trained.base_seed, args.bench_steps))
-            for u in units]  # fmt: skip
+        executor.update_parameters(
+            timeout_min=how.time,
+            slurm_partition=how.partition,
+            gpus_per_node=how.gpus,
+            tasks_per_node=how.gpus,
+            name="effnet-study",
+        )
+    jobs = [
+        executor.submit(ArmJob(folder, u, how.config, how.overrides, trained.base_seed, how.bench_steps)) for u in units
+    ]
     for u, job in zip(units, jobs, strict=True):
-        print(f"effnet study: {u.arm.name} seed {u.seed}: submitit job {job.job_id}, logs in {logs}", file=sys.stderr)
+        log.info(f"effnet study: {u.arm.name} seed {u.seed}: submitit job {job.job_id}, logs in {logs}")
     for u, job in zip(units, jobs, strict=True):
         try:
             code = int(job.result())
         except Exception as err:  # submitit re-raises the job's exception (or its failure) here
-            print(f"effnet study: job {job.job_id} failed: {one_line(str(err))}", file=sys.stderr)
-            record_failure(unit_root(folder, u.arm, u.index), EXIT_CRASH, err, what="job")
+            log.warning(f"effnet study: job {job.job_id} failed: {one_line(str(err))}")
+            record_failure(_unit_folder(folder, u), EXIT_CRASH, err, what="job")
             code = EXIT_CRASH
         yield u, code

@@ -2,14 +2,14 @@
 
 Does compound scaling beat depth-, width- or resolution-only scaling at the same cost, and where do returns
 diminish? Every arm is a normal `effnet fit` of the same base config and overrides; only `model.scaling`
-differs. The arms are planned at counted costs (plan.py), trained at `--seeds` paired seeds, evaluated on the
-test split with the checkpoint validation selected (results.py), and judged with paired confidence intervals
-(verdict.py); results.md opens with the answer in words.
+differs. The arms are planned at counted costs (plan.py), trained at `--seeds` paired seeds (launch.py),
+evaluated on the test split with the checkpoint validation selected (evaluation.py), and judged with paired
+confidence intervals (verdict.py); results.md opens with the answer in words (report.py).
 
 `--dry-run` plans without training: `<study folder>/plan.csv` and a printed table with an estimated wall time.
-Folders: `<trainer.default_root_dir>/study-NAME/` holds study.yaml (what was asked, with the config's content
-hash), one folder per arm with one per seed (`<arm>/seed<k>/version_N/`, result.json once evaluated), the
-arm's cost.json, results.csv, runs.csv, comparisons.csv, results.md, the plots (PNG) and their TensorBoard
+Folders (layout.py): `<trainer.default_root_dir>/study-NAME/` holds study.yaml (what was asked, with the config's
+content hash), one folder per arm with one per seed (`<arm>/seed<k>/version_N/`, result.json once evaluated),
+the arm's cost.json, results.csv, runs.csv, comparisons.csv, results.md, the plots (PNG) and their TensorBoard
 events. Re-running the same command skips finished units and resumes an interrupted one from its last.ckpt;
 changing only how it runs (--devices, --launcher, --bench-steps, --gpus, --partition, --time, --seeds) is the
 same study; a changed config file or option is refused with the first difference named.
@@ -20,39 +20,34 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import sys
-import time
+import logging
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from effnet_lightning.errors import EXIT_CRASH, EXIT_OK, EXIT_USER_ERROR, UserError, exit_code, one_line
+from effnet_lightning.console import output
+from effnet_lightning.errors import ConfigError, MissingFileError
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.solve import parse_count
+from effnet_lightning.study import launch, layout
 from effnet_lightning.study import plan as planning
-from effnet_lightning.study.results import RESULT, Trained, unit_root
+from effnet_lightning.study.evaluation import Trained, bench_setting
 from effnet_lightning.train.run_layout import RUNS_DIR
 
-__all__ = ["KINDS", "LAUNCH_OPTIONS", "StudyError", "build_parser", "main"]
+__all__ = ["KINDS", "LAUNCH_OPTIONS", "FitSettings", "StudyError", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
 
 KINDS = ("table7", "family", "grid")
-LAUNCH_OPTIONS = (
-    "devices",
-    "launcher",
-    "bench_steps",
-    "gpus",
-    "partition",
-    "time",
-    "seeds",
-    "dry_run",
-)  # not the study
+# how a study runs, not what it is: a re-run that changes only these resumes the same study
+LAUNCH_OPTIONS = ("devices", "launcher", "bench_steps", "gpus", "partition", "time", "seeds", "dry_run")
 DEFAULT_SEEDS = 3  # the fewest that give a paired interval with some width
 
 
-class StudyError(UserError):
+class StudyError(ConfigError):
     """A mistake in the study command: one line, exit 2."""
 
 
@@ -116,56 +111,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", type=int, default=24 * 60, help="slurm time limit per unit, minutes (default %(default)s)")
     p.add_argument("--gpus", type=int, default=1, help="slurm GPUs per job (trainer.devices should match)")
     p.add_argument("--bench-steps", type=int, default=3, help="timed benchmark steps per arm (0: skip)")
-    return p  # fmt: skip
+    return p
 
 
-def main(argv: Sequence[str]) -> int:
-    """The study command; returns its exit code and never raises SystemExit."""
-    if argv and argv[0] in ("-h", "--help"):
-        build_parser().print_help()
-        return EXIT_OK
-    try:
-        return _study(list(argv))
-    except UserError as err:
-        print(f"effnet study: error: {one_line(str(err))}", file=sys.stderr)
-        return EXIT_USER_ERROR
-
-
-def _study(argv: list[str]) -> int:
-    from effnet_lightning.study import launch
-
-    try:
-        args, overrides = build_parser().parse_known_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already reported in one line
-        return exit_code(stop)
+def main(argv: Sequence[str]) -> int | None:
+    """The study command. A mistake found before anything trains raises a UserError (one line, exit 2); `--help`
+    exits through argparse. Returns None when the study ended or the dry run planned it, else the exit code the
+    study decided: 75/130 when a signal stopped a unit (the same command resumes it), 1 when every unit failed
+    (each unit's error.log says why)."""
+    args, overrides = build_parser().parse_known_args(list(argv))
     _check_overrides(overrides)
     config_path = Path(args.config)
     base_config = _load_config(config_path)
-    root = Path(_setting(base_config, overrides, "trainer.default_root_dir") or RUNS_DIR)
-    base = _base_scaling(base_config)
-    plan = make_plan(args, base)
-    folder = root / f"study-{args.name or args.kind}"
-    seed = _setting(base_config, overrides, "seed_everything")
-    base_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0  # `true` (drawn): 0
-    units = [launch.Unit(arm, k, base_seed + k) for k in range(args.seeds) for arm in plan.arms]  # pairs come early
+    fit = FitSettings.read(base_config, overrides)
+    plan = make_plan(args, _base_scaling(base_config))
+    folder = layout.study_folder(fit.root, args.name or args.kind)
+    units = [launch.Unit(arm, k, fit.base_seed + k) for k in range(args.seeds) for arm in plan.arms]  # pairs first
     elsewhere = args.launcher == "slurm"
-    trained, (datamodule, trainer) = launch.check_fit(args.config, overrides, units[0], base_seed, elsewhere)
+    trained, (datamodule, trainer) = launch.check_fit(args.config, overrides, units[0], fit.base_seed, elsewhere)
     if elsewhere:  # each job trains on --gpus devices of its node: device-hours count those
         trained = replace(trained, devices=args.gpus)
     if args.require_test and not trained.has_test:
-        raise StudyError(f"--require-test: the datamodule of {args.config} has no test split of its own (its test "
-                         "would use the validation images); give it one, or leave out --require-test")  # fmt: skip
+        raise StudyError(
+            f"--require-test: the datamodule of {args.config} has no test split of its own (its test would use the "
+            "validation images); give it one, or leave out --require-test"
+        )
     if not trained.has_test:
-        print("effnet study: the datamodule has no test split: results are validation numbers, labelled as such",
-              file=sys.stderr)  # fmt: skip
+        log.warning("effnet study: the datamodule has no test split: results are validation numbers, labelled as such")
     if args.dry_run:
-        return dry_run(folder, plan, args, trained, datamodule, trainer)
-    asked = {"kind": args.kind, "config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
-             "overrides": overrides}  # fmt: skip
-    asked |= {k: v for k, v in vars(args).items() if k not in ("kind", "config", "name", *LAUNCH_OPTIONS)}
-    _claim(folder, asked, plan)
-    planning.write_plan(plan, folder / "plan.csv")
-    return run(folder, plan, units, args, overrides, trained, " ".join(["effnet", "study", *argv]))
+        dry_run(folder, plan, args, trained, datamodule, trainer)
+        return None
+    _claim(folder, _asked(args, config_path, overrides), plan)
+    planning.write_plan(plan, folder / layout.PLAN)
+    how = launch.Launch(
+        config=args.config,
+        overrides=tuple(overrides),
+        seeds=args.seeds,
+        launcher=args.launcher,
+        devices=args.devices,
+        bench_steps=args.bench_steps,
+        partition=args.partition,
+        time=args.time,
+        gpus=args.gpus,
+    )
+    return launch.run_study(folder, plan, units, how, trained, " ".join(["effnet", "study", *argv]))
 
 
 def make_plan(args: argparse.Namespace, base: sc.Scaling) -> planning.Plan:
@@ -183,19 +172,51 @@ def make_plan(args: argparse.Namespace, base: sc.Scaling) -> planning.Plan:
         return planning.family(base, args.num_classes, args.variants, args.phi, coefficients)
     plan = planning.grid(base, args.num_classes, tuple(args.grid), args.tolerance)
     if not plan.arms:
-        raise StudyError(f"no grid point has alpha*beta^2*gamma^2 within {args.tolerance:.0%} of 2 and lands at 2x "
-                         "the base's MACs; widen --tolerance or --grid")  # fmt: skip
+        raise StudyError(
+            f"no grid point has alpha*beta^2*gamma^2 within {args.tolerance:.0%} of 2 and lands at 2x "
+            "the base's MACs; widen --tolerance or --grid"
+        )
     return plan
 
 
 def _coefficients(path: Path) -> sc.Coefficients:
     """alpha, beta, gamma from a YAML file (what `effnet study grid` writes as coefficients.yaml)."""
     if not path.is_file():
-        raise StudyError(f"--coefficients {path} does not exist; give the coefficients.yaml a grid study wrote")
+        raise MissingFileError(f"--coefficients {path} does not exist; give the coefficients.yaml a grid study wrote")
     loaded = yaml.safe_load(path.read_text()) or {}
     if not isinstance(loaded, dict) or not {"alpha", "beta", "gamma"} <= set(loaded):
         raise StudyError(f"--coefficients {path} must hold alpha, beta and gamma")
     return sc.Coefficients(float(loaded["alpha"]), float(loaded["beta"]), float(loaded["gamma"]))
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The fit settings the study itself reads, as `effnet fit` sees them: the last `--key value` or `--key=value`
+    among the overrides, else the config file's value."""
+
+    root: Path  # trainer.default_root_dir: the study folder goes under it
+    base_seed: int  # seed_everything; 0 where it is `true` (drawn at random) or not set
+
+    @classmethod
+    def read(cls, config: dict[str, Any], overrides: list[str]) -> FitSettings:
+        keys = ("trainer.default_root_dir", "seed_everything")
+        parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+        for key in keys:
+            parser.add_argument(f"--{key}", dest=key, type=yaml.safe_load, default=argparse.SUPPRESS)
+        try:
+            given = vars(parser.parse_known_args(overrides)[0])
+        except argparse.ArgumentError:  # e.g. an option without its value: fit's own parser reports it (check_fit)
+            given = {}
+        root, seed = (given[key] if key in given else _in_config(config, key) for key in keys)
+        return cls(Path(str(root or RUNS_DIR)), seed if isinstance(seed, int) and not isinstance(seed, bool) else 0)
+
+
+def _in_config(config: dict[str, Any], dotted: str) -> Any:
+    """`section.key` of a config mapping; None where it is not set."""
+    value: Any = config
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _check_overrides(overrides: list[str]) -> None:
@@ -206,24 +227,11 @@ def _check_overrides(overrides: list[str]) -> None:
 
 def _load_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise StudyError(f"config {path} does not exist; pass the base fit config with --config")
+        raise MissingFileError(f"config {path} does not exist; pass the base fit config with --config")
     loaded = yaml.safe_load(path.read_text()) or {}
     if not isinstance(loaded, dict):
         raise StudyError(f"config {path} is not a YAML mapping of sections")
     return loaded
-
-
-def _setting(config: dict[str, Any], overrides: list[str], dotted: str) -> Any:
-    """A config value as `fit` would see it: the last `--dotted value` / `--dotted=value` override, else the YAML."""
-    value: Any = config
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    for i, item in enumerate(overrides):
-        if item == f"--{dotted}" and i + 1 < len(overrides):
-            value = yaml.safe_load(overrides[i + 1])
-        elif item.startswith(f"--{dotted}="):
-            value = yaml.safe_load(item.split("=", 1)[1])
-    return value
 
 
 def _base_scaling(config: dict[str, Any]) -> sc.Scaling:
@@ -236,7 +244,7 @@ def _base_scaling(config: dict[str, Any]) -> sc.Scaling:
 
 def _claim(folder: Path, asked: dict[str, Any], plan: planning.Plan) -> None:
     """Create the study folder with study.yaml, or check that an existing one was made by the same study."""
-    record = folder / "study.yaml"
+    record = folder / layout.RECORD
     if record.is_file():
         before = (yaml.safe_load(record.read_text()) or {}).get("asked", {})
         for key in sorted(set(before) | set(asked)):
@@ -251,37 +259,68 @@ def _claim(folder: Path, asked: dict[str, Any], plan: planning.Plan) -> None:
     record.write_text(yaml.safe_dump({"asked": asked, "arms": [asdict(a) for a in plan.arms]}, sort_keys=False))
 
 
+def _asked(args: argparse.Namespace, config: Path, overrides: list[str]) -> dict[str, Any]:
+    """What makes the study this study (study.yaml's `asked`): its kind, the config's content, the overrides and
+    the planning options; not how it runs (LAUNCH_OPTIONS)."""
+    asked = {
+        "kind": args.kind,
+        "config_sha256": hashlib.sha256(config.read_bytes()).hexdigest(),
+        "overrides": overrides,
+    }
+    return asked | {k: v for k, v in vars(args).items() if k not in ("kind", "config", "name", *LAUNCH_OPTIONS)}
+
+
 # ------------------------------------------------------------------------------------------------------ dry run
-def dry_run(folder: Path, plan: planning.Plan, args: argparse.Namespace, trained: Trained, datamodule: Any,
-            trainer: Any) -> int:  # fmt: skip
-    """plan.csv and the plan printed with an estimated wall time; nothing trains."""
-    planning.write_plan(plan, folder / "plan.csv")
+def dry_run(
+    folder: Path, plan: planning.Plan, args: argparse.Namespace, trained: Trained, datamodule: Any, trainer: Any
+) -> None:
+    """plan.csv, and the plan on stdout with an estimated wall time; nothing trains."""
+    planning.write_plan(plan, folder / layout.PLAN)
     seconds = estimate_seconds(plan, trained, datamodule, trainer, args.bench_steps)
-    print(format_plan(plan))
+    out = output()
+    out.info(format_plan(plan))
     for note in plan.notes:
-        print(f"note: {note}")
-    units = len(plan.arms) * args.seeds
+        out.info(f"note: {note}")
+    fits = f"{len(plan.arms)} arms x {args.seeds} seeds = {len(plan.arms) * args.seeds} fits"
     if seconds is None:
-        print(f"{len(plan.arms)} arms x {args.seeds} seeds = {units} fits; no time estimate (--bench-steps 0)")
+        out.info(f"{fits}; no time estimate (--bench-steps 0)")
     else:
-        total = seconds * args.seeds
-        print(f"{len(plan.arms)} arms x {args.seeds} seeds = {units} fits; estimated wall time "
-              f"{datetime.timedelta(seconds=round(total))} on {trained.device} ({trained.precision}, batch "
-              f"{trained.batch_size}): each arm's bare training and evaluation steps as measured now, times the "
-              "config's steps; data loading, logging and checkpoints come on top")  # fmt: skip
-    print(f"plan written to {folder / 'plan.csv'}")
-    return EXIT_OK
+        wall = datetime.timedelta(seconds=round(seconds * args.seeds))
+        out.info(
+            f"{fits}; estimated wall time {wall} on {trained.device} ({trained.precision}, batch "
+            f"{trained.batch_size}): each arm's bare training and evaluation steps as measured now, times the "
+            "config's steps; data loading, logging and checkpoints come on top"
+        )
+    out.info(f"plan written to {folder / layout.PLAN}")
+
+
+PLAN_TABLE = (  # the printed plan's columns: (header, format spec of the cell)
+    ("arm", "<22"),
+    ("depth", ">7"),
+    ("width", ">7"),
+    ("res", ">5"),
+    ("params", ">8"),
+    ("MACs", ">9"),
+    ("target", ">9"),
+    ("dev", ">7"),
+    ("act/img", ">8"),
+)
 
 
 def format_plan(plan: planning.Plan) -> str:
-    header = (f"{'arm':<22} {'depth':>7} {'width':>7} {'res':>5} {'params':>8} {'MACs':>9} {'target':>9} "
-              f"{'dev':>7} {'act/img':>8}")  # fmt: skip
+    """The plan as a table of fixed-width columns."""
+
+    def line(cells: Sequence[str]) -> str:
+        return " ".join(f"{cell:{spec}}" for cell, (_, spec) in zip(cells, PLAN_TABLE, strict=True))
+
+    header = line([name for name, _ in PLAN_TABLE])
     lines = [header, "-" * len(header)]
     for a in plan.arms:
         target = "" if a.target_macs is None else f"{a.target_macs / 1e6:.2f}M"
         dev = "" if a.macs_deviation is None else f"{a.macs_deviation:+.2%}"
-        lines.append(f"{a.name:<22} {a.depth:>7.3f} {a.width:>7.3f} {a.resolution:>5} {a.params / 1e6:>7.3g}M "
-                     f"{a.macs / 1e6:>8.2f}M {target:>9} {dev:>7} {a.activations / 1e6:>7.3g}M")  # fmt: skip
+        cells = [a.name, f"{a.depth:.3f}", f"{a.width:.3f}", str(a.resolution), f"{a.params / 1e6:.3g}M"]
+        cells += [f"{a.macs / 1e6:.2f}M", target, dev, f"{a.activations / 1e6:.3g}M"]
+        lines.append(line(cells))
     return "\n".join(lines)
 
 
@@ -292,8 +331,7 @@ def estimate_seconds(
     each arm's measured bare step (benchmark.py at the training setting)."""
     if bench_steps <= 0:
         return None
-    from effnet_lightning.model import scaling as scaling
-    from effnet_lightning.tools.benchmark import Setting, run
+    from effnet_lightning.tools.benchmark import run
 
     datamodule.setup("fit")
     train_batches = _limited(len(datamodule.train_dataloader()), trainer.limit_train_batches)
@@ -305,10 +343,7 @@ def estimate_seconds(
     validations = max(1, epochs // (trainer.check_val_every_n_epoch or 1))
     total = 0.0
     for arm in plan.arms:
-        setting = Setting(batch_size=trained.batch_size, device=trained.device, precision=trained.precision,
-                          channels_last=trained.channels_last, grad_checkpointing=trained.grad_checkpointing,
-                          steps=bench_steps, warmup=1, num_classes=trained.num_classes)  # fmt: skip
-        bench = run(scaling.ScalingSpec.of(arm), setting)
+        bench = run(sc.ScalingSpec.of(arm), bench_setting(trained, bench_steps))
         total += steps * trained.batch_size / bench.train_img_s
         total += validations * val_batches * trained.batch_size / bench.infer_img_s * 2  # raw and EMA weights
     return total
@@ -316,114 +351,3 @@ def estimate_seconds(
 
 def _limited(batches: int, limit: int | float) -> int:
     return min(batches, limit) if isinstance(limit, int) else int(batches * limit)
-
-
-# --------------------------------------------------------------------------------------------------- the run
-def run(folder: Path, plan: planning.Plan, units: list[Any], args: argparse.Namespace, overrides: list[str],
-        trained: Trained, command: str) -> int:  # fmt: skip
-    """Train what is left, evaluate, measure and tabulate after every unit; the verdict and plots at the end."""
-    from effnet_lightning.study import launch
-    from effnet_lightning.study.results import write_results
-
-    todo = [u for u in units if not (unit_root(folder, u.arm, u.index) / RESULT).is_file()]
-    if len(todo) < len(units):
-        print(f"effnet study: {len(units) - len(todo)} of {len(units)} units finished before, skipped", file=sys.stderr)
-    progress = Progress(units, todo)
-    finished: list[tuple[Any, int]] = []
-    stopped = None
-    if args.launcher != "inprocess":
-        done = launch.run_submitit(todo, args, folder, args.config, overrides, trained)
-    elif args.devices > 1:
-        done = launch.run_parallel(todo, args.devices, folder, args.config, overrides)
-    else:
-        done = _one_after_another(folder, todo, args, overrides, trained, progress)
-    for u, code in done:
-        finished.append((u, code))
-        progress.finished(u)
-        if code in launch.EXIT_STOPPED:
-            stopped = code
-            print(f"effnet study: stopped during {u.arm.name} seed {u.seed}; run the same command again to resume",
-                  file=sys.stderr)  # fmt: skip
-            break
-        if code != 0:
-            print(f"effnet study: {u.arm.name} seed {u.seed} failed (exit {code}); see "
-                  f"{unit_root(folder, u.arm, u.index) / 'error.log'}; the others go on", file=sys.stderr)  # fmt: skip
-        write_results(folder, plan, args.seeds, trained, command)
-    if args.launcher == "inprocess" and args.devices > 1:  # trained in processes: evaluated and measured here,
-        for u, code in finished:  # one at a time, with no training beside them on the device
-            if code == 0 and not (unit_root(folder, u.arm, u.index) / RESULT).is_file():
-                launch.evaluate(folder, u, args.config, overrides)
-        for arm in plan.arms:
-            launch.measure(folder, arm, trained, args.bench_steps)
-    tables = write_results(folder, plan, args.seeds, trained, command)
-    if stopped is not None:
-        return stopped
-    from effnet_lightning.study.plots import plot
-
-    plot(folder, plan, tables.rows, tables.comparisons, tables.scores)
-    if plan.kind == "grid":
-        write_coefficients(folder, tables.rows)
-    for line in tables.verdict:
-        print(f"effnet study: {line}", file=sys.stderr)
-    print(f"effnet study: results in {folder}/results.md", file=sys.stderr)
-    if not any(r.n for r in tables.rows):
-        print("effnet study: error: every unit failed; see the error.log of each", file=sys.stderr)
-        return EXIT_CRASH
-    return EXIT_OK
-
-
-def _one_after_another(folder: Path, todo: list[Any], args: argparse.Namespace, overrides: list[str],
-                       trained: Trained, progress: Progress) -> Any:  # fmt: skip
-    """In this process: each unit trains, is evaluated, and its arm measured (once) as soon as it finished."""
-    from effnet_lightning.study import launch
-
-    for u in todo:
-        progress.starting(u)
-        code = launch.run_unit(folder, u, args.config, overrides)
-        if code == 0:
-            launch.measure(folder, u.arm, trained, args.bench_steps)
-        yield u, code
-
-
-class Progress:
-    """`unit 3/15 (width, seed 1) ... ETA 0:41:00`: the ETA from this run's seconds per MAC so far."""
-
-    def __init__(self, units: list[Any], todo: list[Any]) -> None:
-        self.total, self.todo = len(units), list(todo)
-        self.before = len(units) - len(todo)
-        self.started = time.monotonic()
-        self.done_macs = 0
-        self.count = 0
-
-    def starting(self, u: Any) -> None:
-        eta = "--"
-        if self.done_macs:
-            remaining = sum(v.arm.macs for v in self.todo)
-            eta = str(datetime.timedelta(seconds=round((time.monotonic() - self.started) / self.done_macs * remaining)))
-        number = self.before + self.count + 1
-        print(f"effnet study: unit {number}/{self.total} ({u.arm.name}, seed {u.seed}) ... ETA {eta}",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-    def finished(self, u: Any) -> None:
-        self.count += 1
-        self.done_macs += u.arm.macs
-        self.todo = [v for v in self.todo if v != u]
-
-
-def write_coefficients(folder: Path, rows: Sequence[Any]) -> None:
-    """coefficients.yaml: the best grid point's alpha, beta, gamma, for `family --phi ... --coefficients` (or
-    `--model.scaling.alpha ... --model.scaling.beta ... --model.scaling.gamma ...`)."""
-    best = next((r for r in rows if r.test_acc1_mean is not None), None)
-    if best is None:
-        return
-    lines = [
-        f"# effnet study grid: the best point by mean top-1 ({best.arm}, {100 * best.test_acc1_mean:.1f}% over "
-        f"{best.n} seed(s)); results.md says whether it is distinguishable from the runner-up.",
-        f"# Use: effnet study family --config BASE.yaml --phi 0 1 2 --coefficients {folder / 'coefficients.yaml'}",
-        f"#  or: --model.scaling.alpha={best.alpha:g} --model.scaling.beta={best.beta:g} "
-        f"--model.scaling.gamma={best.gamma:g}",
-        f"alpha: {best.alpha:g}",
-        f"beta: {best.beta:g}",
-        f"gamma: {best.gamma:g}",
-    ]
-    (folder / "coefficients.yaml").write_text("\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from effnet_lightning.model import scaling as sc
@@ -47,8 +47,24 @@ GRID_STEPS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4)  # α, β, γ can
 RESOLUTION_SEARCH = 0.03  # grid: whole-px resolutions within 3% of the rule's, for a point the rule leaves off
 FEW_NETWORKS = 0.25  # grid: distinct networks at most this share of the points: the grid cannot resolve them
 FLOPS_DOUBLING = 2.0  # α·β²·γ² ≈ 2: one unit of φ doubles the FLOPs (paper §3.3); the grid's cost ratio
-PLAN_COLUMNS = ("arm", "depth", "width", "resolution", "params", "macs", "target_macs", "macs_deviation",
-                "activations", "method", "budget", "phi", "alpha", "beta", "gamma", "same_as")  # fmt: skip
+PLAN_COLUMNS = (
+    "arm",
+    "depth",
+    "width",
+    "resolution",
+    "params",
+    "macs",
+    "target_macs",
+    "macs_deviation",
+    "activations",
+    "method",
+    "budget",
+    "phi",
+    "alpha",
+    "beta",
+    "gamma",
+    "same_as",
+)
 
 
 @dataclass(frozen=True)
@@ -79,9 +95,12 @@ class Arm:
     def overrides(self) -> list[str]:
         """`effnet fit` options that make the base config this arm."""
         return [
-            "--model.scaling.variant=null", "--model.scaling.phi=null", f"--model.scaling.depth={self.depth!r}",
-            f"--model.scaling.width={self.width!r}", f"--model.scaling.resolution={self.resolution}",
-        ]  # fmt: skip
+            "--model.scaling.variant=null",
+            "--model.scaling.phi=null",
+            f"--model.scaling.depth={self.depth!r}",
+            f"--model.scaling.width={self.width!r}",
+            f"--model.scaling.resolution={self.resolution}",
+        ]
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,10 @@ class Budget:
     @property
     def moved(self) -> float:
         return self.matched / self.asked - 1
+
+    def of_arm(self) -> dict[str, object]:
+        """What an arm matched to this budget records of it."""
+        return {"target_macs": self.matched, "budget": self.label}
 
 
 @dataclass(frozen=True)
@@ -116,8 +139,8 @@ def _arm(name: str, method: str, depth: float, width: float, px: int, num_classe
 
 
 def _solved(name: str, s: Solution, budget: Budget, num_classes: int) -> Arm:
-    return _arm(name, s.scale, s.depth, s.width, s.resolution, num_classes, target_macs=budget.matched,
-                budget=budget.label, phi=s.multiplier if s.scale == "compound" else None)  # fmt: skip
+    phi = s.multiplier if s.scale == "compound" else None
+    return _arm(name, s.scale, s.depth, s.width, s.resolution, num_classes, phi=phi, **budget.of_arm())
 
 
 def _human(macs: float) -> str:
@@ -141,8 +164,10 @@ def table7(
         matched, solutions = matched_budget(macs, DIMENSIONS, spec, MATCH_TOLERANCE, num_classes)
         same = [b.label for b in budgets if b.matched == matched]
         if same:
-            notes.append(f"budget {label} ({_human(macs)}) matches the same MACs as {same[0]} ({_human(matched)}): "
-                         "run once, as that budget")  # fmt: skip
+            notes.append(
+                f"budget {label} ({_human(macs)}) matches the same MACs as {same[0]} ({_human(matched)}): "
+                "run once, as that budget"
+            )
             continue
         budget = Budget(label, round(macs), matched)
         budgets.append(budget)
@@ -175,8 +200,7 @@ def family(
     c = coefficients
     for phi in phis or []:
         s = sc.compound(phi, c.alpha, c.beta, c.gamma, base.resolution, base.depth, base.width)
-        arms.append(_arm(s.name, "compound", s.depth, s.width, s.resolution, num_classes, phi=phi,
-                         alpha=c.alpha, beta=c.beta, gamma=c.gamma))  # fmt: skip
+        arms.append(_arm(s.name, "compound", s.depth, s.width, s.resolution, num_classes, phi=phi, **asdict(c)))
     return Plan("family", tuple(arms), num_classes=num_classes)
 
 
@@ -220,8 +244,8 @@ def grid(
             same = name if s.resolution == kept[key].resolution else f"{name}@{s.resolution}px"
             kept[key] = replace(kept[key], same_as=(*kept[key].same_as, same))
             continue
-        kept[key] = _arm(name, "grid", s.depth, s.width, s.resolution, num_classes, target_macs=budget.matched,
-                         budget=budget.label, phi=s.multiplier, alpha=a, beta=b, gamma=g)  # fmt: skip
+        at = {"phi": s.multiplier, **budget.of_arm(), **asdict(c)}
+        kept[key] = _arm(name, "grid", s.depth, s.width, s.resolution, num_classes, **at)
     notes = [
         f"{len(points)} points have alpha*beta^2*gamma^2 within {tolerance:.0%} of 2; each is scaled to 2x the "
         f"base's counted MACs ({_human(target)}): phi solved per point on the rule"

@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from effnet_lightning.study import layout
+
 if TYPE_CHECKING:
     from effnet_lightning.study.plan import Plan
     from effnet_lightning.study.results import ArmRow
@@ -76,17 +78,19 @@ def plot(
         if plan.kind == "family" or len(plan.budgets) > 1:
             figures["accuracy_vs_macs"] = _versus(done, "macs", "MACs per image", split, plan.kind, len(plan.budgets))
         if any(r.train_img_s for r in done):
-            figures["accuracy_vs_train_img_s"] = _versus(done, "train_img_s", "train img/s (measured)", split,
-                                                         plan.kind, len(plan.budgets))  # fmt: skip
-        figures["accuracy_vs_activations"] = _versus(done, "activations", "activations per image", split, plan.kind,
-                                                     len(plan.budgets))  # fmt: skip
+            figures["accuracy_vs_train_img_s"] = _versus(
+                done, "train_img_s", "train img/s (measured)", split, plan.kind, len(plan.budgets)
+            )
+        figures["accuracy_vs_activations"] = _versus(
+            done, "activations", "activations per image", split, plan.kind, len(plan.budgets)
+        )
         gains = [c for c in comparisons if c.doublings]
         if plan.kind == "family" and gains:
             figures["marginal_gain"] = _gains(gains)
     written = []
-    with SummaryWriter(str(folder / "tensorboard")) as writer:
+    with SummaryWriter(str(folder / layout.TENSORBOARD)) as writer:
         for name, figure in figures.items():
-            path = folder / f"{name}.png"
+            path = layout.picture(folder, name)
             figure.savefig(path, dpi=DPI)
             writer.add_figure(f"study/{name}", figure)
             written.append(path)
@@ -101,8 +105,7 @@ def _by_arm(rows: Sequence[ArmRow], scores: Mapping[str, Mapping[int, float]], s
         axes.scatter([100 * s for s in seeds], [y] * len(seeds), s=14, color=_colour(row), alpha=0.5, zorder=2)
         sd = 0.0 if row.test_acc1_sd is None else 100 * row.test_acc1_sd
         face = "white" if row.trained == "no" else _colour(row)  # hollow: did not train or settle
-        axes.errorbar(100 * row.test_acc1_mean, y, xerr=sd, fmt="D", color=_colour(row), mfc=face, capsize=4,
-                      zorder=3)  # fmt: skip
+        axes.errorbar(100 * row.test_acc1_mean, y, xerr=sd, fmt="D", color=_colour(row), mfc=face, capsize=4, zorder=3)
     names = [f"{r.arm} (did not train or settle)" if r.trained == "no" else r.arm for r in ordered]
     axes.set_yticks(range(len(ordered)), names)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
@@ -123,16 +126,24 @@ def _differences(comparisons: Sequence[Comparison], split: str, untrained: set[s
             axes.plot([100 * c.delta], [y], "o", color="0.5")
             continue
         colour = "0.5" if not c.significant or caveat[y] else ("C2" if c.delta > 0 else "C3")
-        axes.errorbar(100 * c.delta, y, xerr=[[100 * (c.delta - c.ci_low)], [100 * (c.ci_high - c.delta)]],
-                      fmt="o", color=colour, capsize=5)  # fmt: skip
+        axes.errorbar(
+            100 * c.delta,
+            y,
+            xerr=[[100 * (c.delta - c.ci_low)], [100 * (c.ci_high - c.delta)]],
+            fmt="o",
+            color=colour,
+            capsize=5,
+        )
     axes.axvline(0, color="black", linewidth=0.8)
     labels = [
         f"{c.arm} − {c.versus}" + (" (trainability)" if bad else "") for c, bad in zip(ordered, caveat, strict=True)
     ]
     axes.set_yticks(range(len(ordered)), labels)
     axes.set_ylim(-0.7, len(ordered) - 0.3)
-    axes.set_xlabel(f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0,\n"
-                    "or an arm did not train)")  # fmt: skip
+    axes.set_xlabel(
+        f"{split} top-1 difference, points\n({CONFIDENCE:.0%} CI over paired seeds; grey: it includes 0,\n"
+        "or an arm did not train)"
+    )
     axes.set_title("compound against each single dimension")
     axes.grid(axis="x", alpha=0.3)
     return figure
@@ -147,11 +158,20 @@ def _versus(rows: Sequence[ArmRow], field: str, label: str, split: str, kind: st
     methods = list(dict.fromkeys(r.method for r in points if r.method != "baseline"))
     if field == "macs" and (kind == "family" or budgets > 1):  # the baseline starts every method's line
         base = [r for r in points if r.method == "baseline"]
-        series = {"family": points} if kind == "family" else {m: base + [r for r in points if r.method == m]
-                                                              for m in methods}  # fmt: skip
+        series = (
+            {"family": points}
+            if kind == "family"
+            else {m: base + [r for r in points if r.method == m] for m in methods}
+        )
         for name, line in series.items():
-            axes.plot([getattr(r, field) for r in line], [100 * r.test_acc1_mean for r in line], "-", alpha=0.5,
-                      color=METHOD_COLOURS.get(name, "0.5"), zorder=1)  # fmt: skip
+            axes.plot(
+                [getattr(r, field) for r in line],
+                [100 * r.test_acc1_mean for r in line],
+                "-",
+                alpha=0.5,
+                color=METHOD_COLOURS.get(name, "0.5"),
+                zorder=1,
+            )
     named: set[str] = set()
     place = {r.arm: i for i, r in enumerate(rows)}  # an arm keeps its marker and colour in every plot
     for r in points:
@@ -160,8 +180,16 @@ def _versus(rows: Sequence[ArmRow], field: str, label: str, split: str, kind: st
         colour = _colour(r) if kind == "table7" or not by_arm else f"C{place[r.arm] % 10}"
         sd = 0.0 if r.test_acc1_sd is None else 100 * r.test_acc1_sd
         show = key not in named and (by_arm or len(methods) > 1 or r.method == "baseline")
-        axes.errorbar(getattr(r, field), 100 * r.test_acc1_mean, yerr=sd, fmt=MARKERS[index % len(MARKERS)],
-                      color=colour, capsize=3, label=key if show else None, zorder=2)  # fmt: skip
+        axes.errorbar(
+            getattr(r, field),
+            100 * r.test_acc1_mean,
+            yerr=sd,
+            fmt=MARKERS[index % len(MARKERS)],
+            color=colour,
+            capsize=3,
+            label=key if show else None,
+            zorder=2,
+        )
         named.add(key)
     if field == "macs" and points and getattr(points[-1], field) > 1.5 * getattr(points[0], field):
         from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
@@ -189,11 +217,20 @@ def _gains(gains: Sequence[Comparison]) -> Any:
     xs = range(len(per))
     lows = [100 * (p.delta - p.ci_low) if p.n >= 2 else 0.0 for p in per]
     highs = [100 * (p.ci_high - p.delta) if p.n >= 2 else 0.0 for p in per]
-    axes.bar(xs, [100 * p.delta for p in per], yerr=[lows, highs], capsize=5,
-             color=["C2" if p.significant and p.delta > 0 else "0.6" for p in per])  # fmt: skip
+    axes.bar(
+        xs,
+        [100 * p.delta for p in per],
+        yerr=[lows, highs],
+        capsize=5,
+        color=["C2" if p.significant and p.delta > 0 else "0.6" for p in per],
+    )
     axes.axhline(0, color="black", linewidth=0.8)
-    axes.set_xticks(list(xs), [f"{g.versus}→{g.arm}" for g in gains], rotation=30 if len(gains) > 4 else 0,
-                    ha="right" if len(gains) > 4 else "center")  # fmt: skip
+    axes.set_xticks(
+        list(xs),
+        [f"{g.versus}→{g.arm}" for g in gains],
+        rotation=30 if len(gains) > 4 else 0,
+        ha="right" if len(gains) > 4 else "center",
+    )
     axes.set_ylabel("top-1 points per doubling of MACs")
     axes.set_title(f"gain per doubling from the next smaller arm ({CONFIDENCE:.0%} CI; green: above 0)")
     axes.grid(axis="y", alpha=0.3)

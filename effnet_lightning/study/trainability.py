@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from effnet_lightning.study import layout
+
 __all__ = [
     "ABOVE_CHANCE",
     "LEARNT_FRACTION",
@@ -42,7 +44,6 @@ LEARNT_FRACTION = 0.25  # of the way from chance to the floor the last epoch's t
 ABOVE_CHANCE = 1.10  # a post-warm-up train loss above chance x this is an excursion
 VAL_RISE = 1.5  # last validation loss / the one before above this: still rising steeply
 WINDOW = 3  # logged train-loss values averaged for the excursion rule (single batches are noisy)
-HEALTH = "trained.json"  # in a unit's folder, written once its result exists
 
 
 def chance_loss(num_classes: int) -> float:
@@ -142,7 +143,7 @@ def _nearest(by_step: dict[int, int], step: int) -> int:
 
 def unit_health(unit: Path, val_prefix: str, num_classes: int) -> Health | None:
     """A finished unit's Health, kept in its folder once computed (`trained.json`, newer than its result.json)."""
-    cached, result = unit / HEALTH, unit / "result.json"
+    cached, result = unit / layout.HEALTH, unit / layout.RESULT
     if cached.is_file() and result.is_file() and cached.stat().st_mtime >= result.stat().st_mtime:
         data = json.loads(cached.read_text())
         return Health(bool(data["trained"]), tuple(data["reasons"]))
@@ -150,8 +151,9 @@ def unit_health(unit: Path, val_prefix: str, num_classes: int) -> Health | None:
     if curves is None:
         return None
     hparams = _hparams(unit)
-    health = judge(curves, num_classes, float(hparams.get("label_smoothing", 0.0)),
-                   float(hparams.get("warmup_epochs", 0.0)))  # fmt: skip
+    health = judge(
+        curves, num_classes, float(hparams.get("label_smoothing", 0.0)), float(hparams.get("warmup_epochs", 0.0))
+    )
     cached.write_text(health.to_json())
     return health
 

@@ -1,4 +1,4 @@
-"""What a checkpoint of `effnet fit` holds, and the one reader of it: export, cam, predict and the EMA loader use it.
+"""What a checkpoint of `effnet fit` holds, and its one reader, for export, cam, predict, EMA loading and the study.
 
 A checkpoint is Lightning's dict (`torch.save`, a zip archive) with these entries:
 - `state_dict`: the LightningModule's tensors, the timm network under `model.`. With the EMA callback these are
@@ -38,12 +38,14 @@ __all__ = [
     "NETWORK_PREFIX",
     "RAW_STATE",
     "STATE",
+    "Selected",
     "TrainedCheckpoint",
     "Weights",
     "default_class_names",
     "has_ema",
     "imagenet_data_config",
     "load_checkpoint",
+    "selected_checkpoint",
     "spec_of",
     "trusted_globals",
 ]
@@ -226,3 +228,26 @@ class TrainedCheckpoint:
         )
         network.load_state_dict(self.network_state(weights))
         return network.eval()
+
+
+CALLBACKS = "callbacks"  # Lightning's: each callback's state_dict() under its state key
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The checkpoint a ModelCheckpoint selected, as its state in a later checkpoint (last.ckpt) records it."""
+
+    path: Path  # where it was saved (the run folder may have moved since)
+    monitor: str  # the monitored metric, e.g. val_ema/acc1
+    score: float | None  # the metric's value at that checkpoint
+
+
+def selected_checkpoint(checkpoint: dict[str, Any]) -> Selected | None:
+    """The best file of the first ModelCheckpoint that monitored a metric and saved one; None where none did."""
+    for state in (checkpoint.get(CALLBACKS) or {}).values():
+        if isinstance(state, dict) and state.get("monitor") and state.get("best_model_path"):
+            score = state.get("best_model_score")
+            return Selected(
+                Path(state["best_model_path"]), str(state["monitor"]), None if score is None else float(score)
+            )
+    return None

@@ -14,7 +14,7 @@ import yaml
 from effnet_run import DEBUG_CONFIG, effnet, error_lines
 
 import effnet_lightning.cli
-from effnet_lightning.errors import EXIT_CRASH
+from effnet_lightning.errors import EXIT_CRASH, ConfigError
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.flops import cost
 
@@ -215,22 +215,41 @@ def test_a_crash_keeps_its_traceback_and_a_study_where_everything_failed_exits_1
     def failing(argv: list[str]) -> int:
         if "phi-5" in " ".join(argv):
             raise RuntimeError("a bug in a callback")
+        if "phi-3" in " ".join(argv):
+            raise ConfigError("data.init_args.data_dir is empty; point it at the images")
         return 3  # as a non-finite loss ends
 
     monkeypatch.setattr(effnet_lightning.assembly.run, "main", failing)
-    done = effnet(capfd, "study", "family", "--phi", "-5", "-4", "--seeds=1", *tiny(cifar10_module, tmp_path))
+    done = effnet(capfd, "study", "family", "--phi", "-5", "-4", "-3", "--seeds=1", *tiny(cifar10_module, tmp_path))
     assert done.returncode == EXIT_CRASH and "every unit failed" in done.stderr
     folder = tmp_path / "study-family"
     log = (folder / "phi-5" / "seed0" / "error.log").read_text()
     assert "Traceback" in log and "RuntimeError: a bug in a callback" in log
     assert "exited with code 3" in (folder / "phi-4" / "seed0" / "error.log").read_text()
+    log = (folder / "phi-3" / "seed0" / "error.log").read_text()  # a user error: its one line, no traceback
+    assert "exited with code 2" in log and "effnet fit: error: data.init_args.data_dir is empty" in log
+    assert "Traceback" not in log
     rows = {r["arm"]: r for r in read(folder / "results.csv")}
     assert rows["phi-5"]["status"] == "failed (seed 0: exit 1)" and rows["phi-4"]["status"] == "failed (seed 0: exit 3)"
+    assert rows["phi-3"]["status"] == "failed (seed 0: exit 2)"
+
+
+def test_the_study_reads_its_folder_and_base_seed_as_fit_would() -> None:
+    """trainer.default_root_dir and seed_everything: the last override (`--key value` or `--key=value`), else the
+    config's; a seed drawn at random (`true`) counts from 0."""
+    from effnet_lightning.study.main import FitSettings
+
+    config = {"trainer": {"default_root_dir": "from_config"}, "seed_everything": 7}
+    assert FitSettings.read(config, []) == FitSettings(Path("from_config"), 7)
+    given = ["--seed_everything", "3", "--trainer.default_root_dir=a", "--data.x", "1", "--seed_everything=5"]
+    assert FitSettings.read(config, [*given, "--seed_everything_x=1"]) == FitSettings(Path("a"), 5)
+    assert FitSettings.read({"seed_everything": True}, []) == FitSettings(Path("runs"), 0)
+    assert FitSettings.read(config, ["--seed_everything"]) == FitSettings(Path("from_config"), 7)  # fit reports it
 
 
 def test_a_failure_while_measuring_is_the_arms_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from effnet_lightning.study.evaluation import Trained, measure_arm
     from effnet_lightning.study.plan import family
-    from effnet_lightning.study.results import Trained, measure_arm
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("device lost")

@@ -85,10 +85,11 @@ def test_gain_per_doubling_scales_the_interval() -> None:
 
 
 def test_a_table7_verdict_on_fixed_numbers() -> None:
-    """results.judge on a planned table7: one sentence per single dimension, identical arms not distinguishable."""
+    """report.judge on a planned table7: one sentence per single dimension, identical arms not distinguishable."""
     from effnet_lightning.model import scaling as sc
+    from effnet_lightning.study.evaluation import Trained
     from effnet_lightning.study.plan import table7
-    from effnet_lightning.study.results import Trained, judge
+    from effnet_lightning.study.report import judge
 
     plan = table7(sc.ScalingSpec(phi=-4.0, resolution=32).resolve(), num_classes=10)
     scores = {
