@@ -204,7 +204,7 @@ def measure_arm(folder: Path, arm: Arm, trained: Trained, bench_steps: int) -> d
     }
     if bench_steps > 0:
         from effnet_lightning.model import scaling as sc
-        from effnet_lightning.tools.benchmark import run
+        from effnet_lightning.tools.measure import run
 
         try:
             bench = run(sc.ScalingSpec.of(arm), bench_setting(trained, bench_steps))
@@ -224,7 +224,7 @@ def measure_arm(folder: Path, arm: Arm, trained: Trained, bench_steps: int) -> d
 
 def bench_setting(trained: Trained, steps: int) -> Any:
     """`effnet benchmark`'s setting for an arm trained as `trained`: `steps` timed steps after BENCH_WARMUP."""
-    from effnet_lightning.tools.benchmark import Setting
+    from effnet_lightning.tools.measure import Setting
 
     return Setting(
         batch_size=trained.batch_size,

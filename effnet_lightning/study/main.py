@@ -331,7 +331,7 @@ def estimate_seconds(
     each arm's measured bare step (benchmark.py at the training setting)."""
     if bench_steps <= 0:
         return None
-    from effnet_lightning.tools.benchmark import run
+    from effnet_lightning.tools.measure import run
 
     datamodule.setup("fit")
     train_batches = _limited(len(datamodule.train_dataloader()), trainer.limit_train_batches)

@@ -254,7 +254,7 @@ def test_a_failure_while_measuring_is_the_arms_row(tmp_path: Path, monkeypatch: 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("device lost")
 
-    monkeypatch.setattr("effnet_lightning.tools.benchmark.run", broken)
+    monkeypatch.setattr("effnet_lightning.tools.measure.run", broken)
     (arm,) = family(sc.ScalingSpec(phi=-4.0, resolution=32).resolve(), phis=[0]).arms
     trained = Trained("32-true", False, False, 32, "cpu", 1, True, 10, 0)
     record = measure_arm(tmp_path, arm, trained, bench_steps=1)
