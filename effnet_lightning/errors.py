@@ -39,7 +39,6 @@ __all__ = [
     "one_line",
     "outcome",
     "parse_error_line",
-    "report_user_error",
 ]
 
 EXIT_OK = 0
@@ -110,15 +109,8 @@ def parse_error_line(err: BaseException) -> str:
     return one_line(str(root if isinstance(root, UserError) else err))
 
 
-def report_user_error(command: str, err: UserError) -> int:
-    """`effnet <command>: error: <one line>` on stderr; returns EXIT_USER_ERROR."""
-    print(f"effnet {command}: error: {one_line(str(err))}", file=sys.stderr)
-    return EXIT_USER_ERROR
-
-
 def exit_code(stop: SystemExit) -> int:
-    """The exit code a SystemExit carries (argparse's --help and usage errors, jsonargparse's --print_config), so a
-    command's `main` returns it instead of raising."""
+    """The exit code a SystemExit carries (argparse's --help and usage errors, jsonargparse's --print_config)."""
     if stop.code is None:
         return EXIT_OK
     return stop.code if isinstance(stop.code, int) else EXIT_CRASH
@@ -129,11 +121,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USER_ERROR, self.usage_line(message))
-
-    def fail(self, message: str) -> int:
-        """The same one line for a mistake found after parsing; returns EXIT_USER_ERROR instead of exiting."""
-        sys.stderr.write(self.usage_line(message))
-        return EXIT_USER_ERROR
 
     def usage_line(self, message: str) -> str:
         return f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n"
