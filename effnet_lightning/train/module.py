@@ -31,6 +31,8 @@ from effnet_lightning.train.checkpoint_format import (
     CLASS_NAMES_KEY,
     DATA_CONFIG_KEY,
     Weights,
+    checkpoint_globals,
+    data_config,
     default_class_names,
     spec_of,
 )
@@ -41,6 +43,7 @@ from effnet_lightning.train.mixing import mixing
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
 
 ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
+WHOLE_IMAGE = 1.0  # crop_pct of a datamodule that only resizes (CIFAR's, on the device): nothing is cropped
 TRAIN_PASSES = 3  # a training step costs about 3 forward passes (Kaplan et al. 2020, arXiv 2001.08361, sec. 2.1)
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
@@ -183,6 +186,13 @@ class EfficientNetModule(pl.LightningModule):
         self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
         self.test_metrics = self.evaluation_metrics("test/")
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> EfficientNetModule:
+        """Lightning's, with the objects an effnet checkpoint names (its ScalingSpec) allowed for a weights-only
+        load."""
+        with checkpoint_globals():
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def evaluation_metrics(self, prefix: str) -> MetricCollection:
         """Fresh metrics of one evaluation pass, updated with (logits, targets): the one definition of val/*,
@@ -415,22 +425,17 @@ class CrossEntropy(MeanMetric):
 
 
 def eval_data_config(datamodule: object, resolution: int) -> dict:
-    """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
-    input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
-    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device). A folder datamodule
-    adds `eval_side_range` [low, high]: eval resized each image's shorter side to clamp(side, low, high) before the
-    center crop (datamodules/transforms.py), which timm's single crop_pct (the photos' value) cannot say."""
-    config = {
-        "input_size": [3, resolution, resolution],
-        "mean": [float(m) for m in datamodule.mean],
-        "std": [float(s) for s in datamodule.std],
-        "interpolation": str(getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION)),
-        "crop_pct": float(getattr(datamodule, "crop_pct", 1.0)),
-        "crop_mode": "center",
-    }
-    if getattr(datamodule, "eval_side_range", None) is not None:
-        config["eval_side_range"] = [int(side) for side in datamodule.eval_side_range]
-    return config
+    """How the datamodule's validation images reach the network, as the checkpoint records it (`data_config`):
+    its mean and std; its interpolation and crop_pct, or the on-device resize alone (CIFAR's: crop_pct 1.0); a
+    folder datamodule's `eval_side_range` (datamodules/transforms.py)."""
+    return data_config(
+        resolution,
+        datamodule.mean,
+        datamodule.std,
+        getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION),
+        getattr(datamodule, "crop_pct", WHOLE_IMAGE),
+        getattr(datamodule, "eval_side_range", None),
+    )
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
