@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, get_args
@@ -28,7 +29,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from effnet_lightning.errors import DataError, MissingFileError
+from effnet_lightning.errors import ConfigError, DataError, MissingFileError
 
 from .base import ImageDataModule, Transform
 from .transforms import DEFAULT_RATIO, Interpolation, eval_crop, eval_side_range, tf_crop_pct, train_crop
@@ -77,10 +78,7 @@ class ImageFolderDataModule(ImageDataModule):
                 randaugment, ...; ImageDataModule's).
         """
         super().__init__(data_dir, **kwargs)
-        if val_fraction is not None and not 0 < val_fraction < 1:
-            raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
-        if crop_pct is not None and not 0 < crop_pct <= 1:
-            raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}.")
+        self.check_arguments({"val_fraction": val_fraction, "crop_pct": crop_pct})
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         # what the checkpoint's data_config records: timm's crop_pct (the photos' one), and the eval side range
@@ -96,6 +94,15 @@ class ImageFolderDataModule(ImageDataModule):
         self.classes = self._find_classes()  # cheap: one directory listing
         self.num_classes = len(self.classes)
         self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        super().check_arguments(arguments)
+        val_fraction, crop_pct = arguments.get("val_fraction"), arguments.get("crop_pct")
+        if val_fraction is not None and not 0 < val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
+        if crop_pct is not None and not 0 < crop_pct <= 1:
+            raise ConfigError(f"data.crop_pct must be in (0, 1]; got {crop_pct}")
 
     def use_pretrained_preprocessing(self, preprocessing: dict[str, Any]) -> None:
         """Also the pretrained weights' interpolation, unless the config set one; takes effect before setup (the

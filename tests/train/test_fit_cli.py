@@ -136,6 +136,7 @@ def test_links_resolution_into_data_and_num_classes_into_model(cifar10_module, t
         (["--data.init_args.batch_size=0"], "data.batch_size must be a positive number of images per device; got 0"),
         (["--data.init_args.num_workers=-1"], "data.num_workers must be 0 (load in the main process) or more; got -1"),
         (["--data.init_args.std=[0.2,0,0.2]"], "data.std must not contain 0"),
+        (["--data.init_args.val_size=0"], "data.val_size must be a positive number of validation images; got 0"),
         (["--data.init_args.data_dir=nowhere"], "Set download: true"),
         (["--trainer.max_epochs=-5"], "trainer.max_epochs must be -1 (no limit), 0 or more; got -5"),
         (["--trainer.limit_train_batches=-1"], "trainer.limit_train_batches must be a number of batches"),
