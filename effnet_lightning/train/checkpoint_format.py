@@ -127,7 +127,8 @@ def has_ema(checkpoint: dict[str, Any]) -> bool:
 def checkpoint_globals() -> Iterator[None]:
     """Allow-list CHECKPOINT_GLOBALS for weights-only loads inside this block: wherever an effnet checkpoint is
     read (our reader, the initial weights, Lightning's Trainer and `load_from_checkpoint`, LightningCLI's read of
-    its hyperparameters). Scoped rather than registered at import: torch's list is as it was afterwards."""
+    its hyperparameters). Scoped: torch's list is as it was afterwards, so other loads in the process keep
+    torch's own rules."""
     with _allowed(CHECKPOINT_GLOBALS):
         yield
 

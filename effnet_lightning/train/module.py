@@ -8,6 +8,7 @@ scheduler then sets it before every optimizer update (the paper's warm-up and de
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse import Namespace
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
@@ -41,6 +42,8 @@ from effnet_lightning.train.lr_schedule import Schedule, create_lr_scheduler, ep
 from effnet_lightning.train.mixing import mixing
 
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
+
+log = logging.getLogger(__name__)
 
 ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
 WHOLE_IMAGE = 1.0  # crop_pct of a datamodule that only resizes (CIFAR's, on the device): nothing is cropped
@@ -160,7 +163,7 @@ class EfficientNetModule(pl.LightningModule):
         if init is not None:
             pretrained = read_initial_weights(init, init_weights)
             if pretrained.bn_eps is not None and pretrained.bn_eps != bn_eps:
-                rank_zero_info(
+                _note(
                     f"effnet: note: {init} was trained with BatchNorm eps {pretrained.bn_eps:g}, this network has "
                     f"{bn_eps:g} (model.bn_eps)"
                 )
@@ -328,7 +331,7 @@ class EfficientNetModule(pl.LightningModule):
         frozen_epochs = self.hparams.frozen_epochs
         if frozen_epochs and (self.current_epoch == 0 or self.current_epoch == frozen_epochs):
             what = "classifier only (backbone frozen)" if self.backbone_frozen else "all layers (backbone unfrozen)"
-            rank_zero_info(f"effnet: epoch {self.current_epoch}: training {what}")
+            _note(f"effnet: epoch {self.current_epoch}: training {what}")
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """With gradient checkpointing, backward re-runs each block's forward: BatchNorm's running statistics must
@@ -371,7 +374,7 @@ class EfficientNetModule(pl.LightningModule):
         global_batch = self.global_batch_size()
         scale = global_batch / LR_REFERENCE_BATCH
         lr = hp.lr * scale
-        rank_zero_info(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
+        _note(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
         extra = {"rmsproptf": {"alpha": hp.rmsprop_decay, "eps": hp.opt_eps}, "adamw": {"eps": hp.opt_eps}}
         optimizer = create_optimizer_v2(
             self.model,
@@ -443,3 +446,9 @@ def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
 
     The link runs at parse time, when jsonargparse hands over the section as a Namespace of the spec's fields."""
     return spec_of(scaling).resolve().resolution
+
+
+@rank_zero_only
+def _note(message: str) -> None:
+    """One line on stderr under `effnet`, once per run (rank 0), not per process."""
+    log.info(message)

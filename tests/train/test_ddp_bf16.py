@@ -12,6 +12,8 @@ from cifar_standin import write_cifar10, write_sitecustomize
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scalars, subprocess_env
 from learning import learning_seed
 
+from effnet_lightning.train.checkpoint_format import load_checkpoint
+
 
 def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Path) -> None:
     env = subprocess_env(write_sitecustomize(tmp_path / "site", write_cifar10(tmp_path / "cifar10")).parent)
@@ -24,7 +26,7 @@ def test_two_process_ddp_scales_lr_by_global_batch_and_rank0_writes(tmp_path: Pa
     run = runs / "version_0"
     assert len(list(run.glob("events.out.tfevents*"))) == 1
     assert len(list(run.glob("config.yaml"))) == 1
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     # 0.016 per 256 images x (batch 32 x 2 processes) = 0.004
     assert checkpoint["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(0.004)
     # each rank sees half of the 500 training images: 250 // 32 = 7 updates per epoch
@@ -57,6 +59,6 @@ def test_bf16_mixed_on_cpu_end_to_end(
     assert len(loss) == 2 * STEPS_PER_EPOCH
     record_property("loss ratio", sum(loss[-5:]) / sum(loss[:5]))
     assert sum(loss[-5:]) < 0.85 * sum(loss[:5]), loss
-    checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     assert checkpoint["state_dict"]["model.conv_stem.weight"].dtype == torch.float32  # master weights stay fp32

@@ -21,6 +21,7 @@ from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_PREEMPTED, EXIT_USER_ERROR
 from effnet_lightning.model.network import create_model
 from effnet_lightning.model.scaling import ScalingSpec
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STEPS_PER_EPOCH = 5  # 100 training images / batch 20
 EPOCHS = 2
@@ -89,7 +90,7 @@ cam_images: null
 
 
 def checkpoint(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    return load_checkpoint(run / "checkpoints" / "last.ckpt")
 
 
 def backbone_difference(module_state: dict[str, torch.Tensor], pretrained: dict[str, torch.Tensor]) -> float:
@@ -183,7 +184,7 @@ def test_two_process_ddp_frozen_epoch_then_everything(setting, tmp_path) -> None
     assert "epoch 0: training classifier only (backbone frozen)" in out.stdout + out.stderr
     assert "epoch 1: training all layers (backbone unfrozen)" in out.stdout + out.stderr
     folder = runs / "version_0" / "checkpoints"
-    first, last = (torch.load(folder / name, weights_only=True, map_location="cpu")
+    first, last = (load_checkpoint(folder / name)
                    for name in ("best-epoch0-step3.ckpt", "last.ckpt"))  # fmt: skip
     assert backbone_difference(first["current_model_state"], pretrained) == 0
     assert backbone_difference(last["current_model_state"], pretrained) > 1e-3
