@@ -41,12 +41,14 @@ __all__ = [
     "STATE",
     "TrainedCheckpoint",
     "Weights",
+    "allow_globals",
     "checkpoint_globals",
     "data_config",
     "default_class_names",
     "has_ema",
     "imagenet_data_config",
     "load_checkpoint",
+    "remove_globals",
     "spec_of",
     "trusted_globals",
 ]
@@ -126,8 +128,8 @@ def has_ema(checkpoint: dict[str, Any]) -> bool:
 @contextlib.contextmanager
 def checkpoint_globals() -> Iterator[None]:
     """Allow-list CHECKPOINT_GLOBALS for weights-only loads inside this block: wherever an effnet checkpoint is
-    read (our reader, the initial weights, Lightning's Trainer and `load_from_checkpoint`, LightningCLI's read of
-    its hyperparameters). Scoped: torch's list is as it was afterwards, so other loads in the process keep
+    read (our reader, the initial weights, `load_from_checkpoint`, the whole `effnet` command with LightningCLI's
+    read of its hyperparameters; a Trainer's restore from EfficientNetModule's setup on, `allow_globals`). Scoped: torch's list is as it was afterwards, so other loads in the process keep
     torch's own rules."""
     with _allowed(CHECKPOINT_GLOBALS):
         yield
@@ -146,13 +148,32 @@ def trusted_globals(path: str | Path) -> Iterator[None]:
         yield
 
 
+def allow_globals(objects: Iterable[Any] = CHECKPOINT_GLOBALS) -> list[Any]:
+    """Put those of `objects` that torch's weights-only allow-list lacks on it; returns them, for `remove_globals`.
+    For a load that a block cannot enclose: the Trainer's restore of `ckpt_path` (EfficientNetModule's setup)."""
+    present = torch.serialization.get_safe_globals()
+    added = [o for o in objects if o not in present]
+    torch.serialization.add_safe_globals(added)
+    return added
+
+
+def remove_globals(added: list[Any]) -> None:
+    """Take what `allow_globals` added off torch's list again, and nothing else."""
+    if added:
+        kept = [o for o in torch.serialization.get_safe_globals() if o not in added]
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(kept)
+
+
 @contextlib.contextmanager
 def _allowed(objects: Iterable[Any]) -> Iterator[None]:
-    """`torch.serialization.safe_globals` for those of `objects` not on torch's list yet: torch's block removes
-    every entry it was given when it ends, also one that an enclosing block or the caller had allowed."""
-    present = torch.serialization.get_safe_globals()
-    with torch.serialization.safe_globals([o for o in objects if o not in present]):
+    """`objects` allowed inside the block. Not torch's own `safe_globals` block, which removes every entry it was
+    given when it ends, also one that an enclosing block or the caller had allowed."""
+    added = allow_globals(objects)
+    try:
         yield
+    finally:
+        remove_globals(added)
 
 
 def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:

@@ -15,7 +15,6 @@ Two more guarantees for every write (last.ckpt and best-k alike):
 - a full disk says "no space left on <folder>" (a `DiskFullError`, which `effnet` reports in one line) and the
   previous file stays intact.
 A kill -9 during a write leaves `.<name>.tmp-<pid>`; `remove_stale_temporaries` deletes those on the next start.
-Reads are Lightning's, with the objects an effnet checkpoint names allowed for weights-only loading.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
 from effnet_lightning.errors import DiskFullError, is_disk_full
-from effnet_lightning.train.checkpoint_format import checkpoint_globals
 from effnet_lightning.train.finite import NonFiniteStateError, nonfinite_names
 
 __all__ = ["AtomicCheckpointIO", "fsync_directory", "remove_stale_temporaries"]
@@ -74,13 +72,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 ) from err
             raise
         fsync_directory(path.parent)
-
-    @override
-    def load_checkpoint(self, path: str | os.PathLike, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Lightning's load, with the objects an effnet checkpoint names allowed for weights-only loading: the
-        Trainer's own reads (`ckpt_path`) also outside `effnet` (a study's evaluation, a spawned DDP rank)."""
-        with checkpoint_globals():
-            return super().load_checkpoint(path, *args, **kwargs)
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

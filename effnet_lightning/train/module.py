@@ -29,12 +29,15 @@ from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_froze
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.train import freezing
 from effnet_lightning.train.checkpoint_format import (
+    CHECKPOINT_GLOBALS,
     CLASS_NAMES_KEY,
     DATA_CONFIG_KEY,
     Weights,
+    allow_globals,
     checkpoint_globals,
     data_config,
     default_class_names,
+    remove_globals,
     spec_of,
 )
 from effnet_lightning.train.initial_weights import load_into, read_initial_weights
@@ -188,6 +191,7 @@ class EfficientNetModule(pl.LightningModule):
         # The evaluation preprocessing of the data it was trained on (timm's data-config keys), for exports.
         self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
+        self._allowed_globals: list[Any] = []  # what setup put on torch's weights-only allow-list (teardown removes)
         self.test_metrics = self.evaluation_metrics("test/")
 
     @classmethod
@@ -250,6 +254,10 @@ class EfficientNetModule(pl.LightningModule):
         return self.device.type == "cuda" if wanted is None else wanted
 
     def setup(self, stage: str) -> None:
+        # The Trainer restores `ckpt_path` right after setup, weights-only (Lightning 2.6's default): its ScalingSpec
+        # is allowed from here to teardown, whatever Trainer and checkpoint_io run this module.
+        if not self._allowed_globals:
+            self._allowed_globals = allow_globals(CHECKPOINT_GLOBALS)
         datamodule = self.trainer.datamodule  # setup runs under a trainer
         if self.pretrained_preprocessing is not None and hasattr(datamodule, "use_pretrained_preprocessing"):
             datamodule.use_pretrained_preprocessing(self.pretrained_preprocessing)
@@ -263,6 +271,10 @@ class EfficientNetModule(pl.LightningModule):
             self.class_names = [str(name) for name in names]
         if datamodule is not None and hasattr(datamodule, "mean") and hasattr(datamodule, "std"):
             self.data_config = eval_data_config(datamodule, self.resolution)
+
+    def teardown(self, stage: str) -> None:
+        remove_globals(self._allowed_globals)
+        self._allowed_globals = []
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
