@@ -129,8 +129,8 @@ def has_ema(checkpoint: dict[str, Any]) -> bool:
 def checkpoint_globals() -> Iterator[None]:
     """Allow-list CHECKPOINT_GLOBALS for weights-only loads inside this block: wherever an effnet checkpoint is
     read (our reader, the initial weights, `load_from_checkpoint`, the whole `effnet` command with LightningCLI's
-    read of its hyperparameters; a Trainer's restore from EfficientNetModule's setup on, `allow_globals`). Scoped: torch's list is as it was afterwards, so other loads in the process keep
-    torch's own rules."""
+    read of its hyperparameters; a Trainer's restore from EfficientNetModule's setup on, `allow_globals`).
+    Scoped: torch's list is as it was afterwards, so other loads in the process keep torch's own rules."""
     with _allowed(CHECKPOINT_GLOBALS):
         yield
 
