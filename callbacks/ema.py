@@ -26,6 +26,7 @@ Checkpoints keep the layout of Lightning's `WeightAveraging`: `state_dict` holds
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from typing_extensions import override
@@ -49,6 +50,8 @@ from effnet_lightning.train.checkpoint_format import (
 from effnet_lightning.train.checkpoint_format import Weights as Which
 
 __all__ = ["EMA", "TensorPairs", "Which", "ema_update_", "load_weights", "tf_ema_decay"]
+
+log = logging.getLogger(__name__)
 
 
 def tf_ema_decay(num_updates: int, decay: float = 0.9999, warmup: bool = True) -> float:
@@ -248,7 +251,7 @@ class EMA(Callback):
             if averaged and self.predict_weights == "raw":
                 pl_module.load_state_dict(checkpoint[RAW_STATE])
             elif not averaged and self.predict_weights == "ema":
-                rank_zero_warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
+                _warn("The checkpoint holds no EMA weights; predicting with its raw weights.")
             return
         if averaged:
             # Keep the EMA weights for the averaged copy (made once the strategy has placed the module) and give
@@ -266,3 +269,9 @@ def load_weights(checkpoint_path: str | Path, which: Which = "ema", weights_only
     accepts a checkpoint that names other Python objects: only for a file you trust.
     """
     return TrainedCheckpoint.read(checkpoint_path, trusted=not weights_only).module_state(which)
+
+
+@rank_zero_only
+def _warn(message: str) -> None:
+    """One line on stderr under `effnet`, once per run (rank 0), not per process."""
+    log.warning(f"effnet: warning: {message}")

@@ -15,12 +15,13 @@ of the checkpoints:
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
 from effnet_lightning.callbacks.last_checkpoint import LastCheckpoint
@@ -28,6 +29,8 @@ from effnet_lightning.errors import ConfigError
 from effnet_lightning.train.finite import all_finite
 
 __all__ = ["Action", "NonFiniteLoss", "NonFiniteLossError"]
+
+log = logging.getLogger(__name__)
 
 Action = Literal["stop", "skip"]
 
@@ -105,7 +108,7 @@ class NonFiniteLoss(Callback):
         if self._buffers:
             torch._foreach_copy_(list(pl_module.buffers()), self._buffers)
         self.skipped_steps += 1
-        rank_zero_warn(f"Skipped the update at {where}: the training loss is not finite.")
+        _warn(f"Skipped the update at {where}: the training loss is not finite.")
         pl_module.log("train/skipped_steps", float(self.skipped_steps), rank_zero_only=True)
 
     @staticmethod
@@ -120,3 +123,9 @@ class NonFiniteLoss(Callback):
     @override
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self.skipped_steps = state_dict["skipped_steps"]
+
+
+@rank_zero_only
+def _warn(message: str) -> None:
+    """One line on stderr under `effnet`, once per run (rank 0), not per process."""
+    log.warning(f"effnet: warning: {message}")

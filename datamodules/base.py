@@ -11,7 +11,7 @@ normalizes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import albumentations as A
@@ -23,7 +23,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from effnet_lightning.errors import DataError
+from effnet_lightning.errors import ConfigError, DataError
 
 from .model_input import to_model_input
 from .randaugment import RandAugment, parse_randaugment
@@ -75,12 +75,9 @@ class ImageDataModule(LightningDataModule):
                 links the run's `seed_everything` into it; None: 0.
         """
         super().__init__()
-        if resolution <= 0:
-            raise ValueError(f"data.resolution must be a positive number of pixels, got {resolution}.")
-        if batch_size <= 0:
-            raise ValueError(f"data.batch_size must be a positive number of images per device, got {batch_size}.")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
+        self.check_arguments(
+            {"resolution": resolution, "batch_size": batch_size, "num_workers": num_workers, "std": std}
+        )
         self.data_dir = data_dir
         self.resolution = resolution
         self.batch_size = batch_size
@@ -96,6 +93,22 @@ class ImageDataModule(LightningDataModule):
         # No save_hyperparameters(): Lightning refuses to log model and datamodule hparams that share a key
         # (resolution, num_classes) with different values, and the CLI saves the full config anyway.
         self.seed = 0 if seed is None else seed
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        """Raise ConfigError for the first impossible value among constructor `arguments`, by name (one not given
+        is not checked). The constructor calls it, and `effnet` on the parsed `data:` section before anything is
+        built, so each check has one wording wherever it fails. A subclass with arguments of its own extends it."""
+        resolution, batch_size = arguments.get("resolution"), arguments.get("batch_size")
+        num_workers, std = arguments.get("num_workers"), arguments.get("std")
+        if resolution is not None and resolution <= 0:
+            raise ConfigError(f"data.resolution must be a positive number of pixels; got {resolution}")
+        if batch_size is not None and batch_size <= 0:
+            raise ConfigError(f"data.batch_size must be a positive number of images per device; got {batch_size}")
+        if num_workers is not None and num_workers < 0:
+            raise ConfigError(f"data.num_workers must be 0 (load in the main process) or more; got {num_workers}")
+        if std is not None and any(s == 0 for s in std):
+            raise ConfigError(f"data.std must not contain 0 (images are divided by it); got {list(std)}")
 
     # ---- what a subclass provides --------------------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tarfile
 import urllib.error
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,17 @@ class CIFAR10DataModule(ImageDataModule):
                 ImageDataModule's).
         """
         super().__init__(data_dir, **kwargs)
-        if val_size <= 0:
-            raise ValueError(f"data.val_size must be a positive number of validation images, got {val_size}.")
+        self.check_arguments({"val_size": val_size})
         self.download = download
         self.val_size = val_size
         self.split_seed = split_seed
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        super().check_arguments(arguments)
+        val_size = arguments.get("val_size")
+        if val_size is not None and val_size <= 0:
+            raise ConfigError(f"data.val_size must be a positive number of validation images; got {val_size}")
 
     @property
     def class_names(self) -> list[str]:

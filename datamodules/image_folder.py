@@ -13,8 +13,10 @@ their size and worker count does not matter; at the end of each epoch one warnin
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, get_args
@@ -23,17 +25,19 @@ import cv2
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset, get_worker_info
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from effnet_lightning.errors import DataError, MissingFileError
+from effnet_lightning.errors import ConfigError, DataError, MissingFileError
 
 from .base import ImageDataModule, Transform
 from .transforms import DEFAULT_RATIO, Interpolation, eval_crop, eval_side_range, tf_crop_pct, train_crop
 
 __all__ = ["ImageFiles", "ImageFolderDataModule", "UnreadableImagesReport", "decode_image", "split_per_class"]
+
+log = logging.getLogger(__name__)
 
 COUNTER_SLOTS = 257  # one unreadable-file counter for the main process + 256 loader workers (ids wrap beyond)
 MAX_NAMED = 20  # stray files named in the setup warning; the rest are counted
@@ -77,10 +81,7 @@ class ImageFolderDataModule(ImageDataModule):
                 randaugment, ...; ImageDataModule's).
         """
         super().__init__(data_dir, **kwargs)
-        if val_fraction is not None and not 0 < val_fraction < 1:
-            raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
-        if crop_pct is not None and not 0 < crop_pct <= 1:
-            raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}.")
+        self.check_arguments({"val_fraction": val_fraction, "crop_pct": crop_pct})
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         # what the checkpoint's data_config records: timm's crop_pct (the photos' one), and the eval side range
@@ -96,6 +97,15 @@ class ImageFolderDataModule(ImageDataModule):
         self.classes = self._find_classes()  # cheap: one directory listing
         self.num_classes = len(self.classes)
         self.image_files: dict[str, ImageFiles] = {}  # per split, for the end-of-epoch count
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        super().check_arguments(arguments)
+        val_fraction, crop_pct = arguments.get("val_fraction"), arguments.get("crop_pct")
+        if val_fraction is not None and not 0 < val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
+        if crop_pct is not None and not 0 < crop_pct <= 1:
+            raise ConfigError(f"data.crop_pct must be in (0, 1]; got {crop_pct}")
 
     def use_pretrained_preprocessing(self, preprocessing: dict[str, Any]) -> None:
         """Also the pretrained weights' interpolation, unless the config set one; takes effect before setup (the
@@ -180,7 +190,7 @@ class ImageFolderDataModule(ImageDataModule):
         if stray:
             named = ", ".join(sorted(stray)[:MAX_NAMED])
             named += f" and {len(stray) - MAX_NAMED} more" if len(stray) > MAX_NAMED else ""
-            warnings.warn(f"Ignored {len(stray)} file(s) in {folder} that are not images: {named}", stacklevel=2)
+            log.warning(f"effnet: warning: Ignored {len(stray)} file(s) in {folder} that are not images: {named}")
         return samples
 
     # ---- datasets and transforms ---------------------------------------------------------------------------
@@ -270,6 +280,8 @@ class ImageFiles(Dataset):
                 if offset == 0:  # count each file once per epoch: when its own index is read
                     worker = get_worker_info()
                     self.unreadable[0 if worker is None else 1 + worker.id % (COUNTER_SLOTS - 1)] += 1
+                    # a Python warning, not a log record: this runs in loader workers, which a spawned start
+                    # method gives no logging set-up, while Python prints a warning from any process
                     warnings.warn(f"Skipped unreadable image {path} ({type(err).__name__}: {err})", stacklevel=1)
         raise DataError(f"None of the {len(self.samples)} {self.split} images could be decoded; see the warnings.")
 
@@ -290,7 +302,7 @@ class UnreadableImagesReport(Callback):
         count = torch.tensor(files.take_unreadable_count(), device=pl_module.device)
         total = int(trainer.strategy.reduce(count, reduce_op="sum"))
         if total:
-            rank_zero_warn(
+            _warn(
                 f"Epoch {trainer.current_epoch}: {total} unreadable image file(s) skipped in the {split} data (each "
                 "named in a warning when first read); the next image of the split was used in place of each."
             )
@@ -306,3 +318,9 @@ class UnreadableImagesReport(Callback):
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer, pl_module, "test")
+
+
+@rank_zero_only
+def _warn(message: str) -> None:
+    """One line on stderr under `effnet`, once per run (rank 0), not per process."""
+    log.warning(f"effnet: warning: {message}")

@@ -40,9 +40,30 @@ SHARPEN_KERNEL = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13  #
 DEFAULT_FILL = (124, 116, 104)  # ImageNet mean in 0-255, what timm fills uncovered pixels with
 
 OPS = (  # timm _RAND_TRANSFORMS, in its order
-    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
-    "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel",
-)  # fmt: skip
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "SolarizeAdd",
+    "Color",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
+)
+SECTIONS = {  # timm's RandAugment string: section prefix -> the RandAugmentConfig field it sets
+    "m": "magnitude",
+    "n": "num_ops",
+    "mstd": "magnitude_std",
+    "p": "prob",
+    "inc": "increasing",
+    "mmax": "magnitude_max",
+}
 INCREASING = {"Posterize", "Solarize", "Color", "Contrast", "Brightness", "Sharpness"}  # have an "inc" variant
 
 
@@ -65,13 +86,11 @@ def parse_randaugment(config: str) -> RandAugmentConfig:
     )
     name, *sections = config.split("-")
     fields: dict[str, Any] = {}
-    keys = {"m": "magnitude", "n": "num_ops", "mstd": "magnitude_std", "p": "prob", "inc": "increasing",
-            "mmax": "magnitude_max"}  # fmt: skip
     for section in sections:
         match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d+)?)", section)
-        if name != "rand" or match is None or match[1] not in keys or keys[match[1]] in fields:
+        if name != "rand" or match is None or match[1] not in SECTIONS or SECTIONS[match[1]] in fields:
             raise ValueError(usage)
-        key, value = keys[match[1]], float(match[2])
+        key, value = SECTIONS[match[1]], float(match[2])
         if (key == "num_ops" and not value.is_integer()) or (key == "increasing" and value not in (0, 1)):
             raise ValueError(usage)
         fields[key] = int(value) if key == "num_ops" else bool(value) if key == "increasing" else value

@@ -26,6 +26,8 @@ from cifar_standin import checksum_constants, write_cifar10, write_sitecustomize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.datasets import CIFAR10
 
+from effnet_lightning.train.checkpoint_format import load_checkpoint
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -164,7 +166,7 @@ def the_run(runs: Path) -> Path:
 
 
 def load_last(runs: Path) -> dict:
-    return torch.load(the_run(runs) / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    return load_checkpoint(the_run(runs) / "checkpoints" / "last.ckpt")
 
 
 def series(run: Path) -> dict[str, list[tuple[int, float]]]:

@@ -3,7 +3,9 @@
 Run once per command, after parsing and before anything is built (LightningCLI's public
 `before_instantiate_classes` hook), so a wrong number costs no import of data and no model. Each check raises
 `ConfigError` with one sentence that names the key and says what to do; `effnet` prints it and exits 2. What is
-merely unwise (an input smaller than the network's stride) is a warning on stderr and the run goes on.
+merely unwise (an input smaller than the network's stride) is a warning on stderr and the run goes on. The `data:`
+values are checked by the datamodule class itself (`check_arguments`, which its constructor runs too), so a check
+has one wording wherever it fails.
 
 A datamodule whose constructor raises (a user's plugin, or a value only the class can judge) would reach the user
 as jsonargparse's ten-line report of a failed Union, with the original exception flattened into its text.
@@ -231,15 +233,16 @@ def _check_trainer(trainer: Mapping[str, Any]) -> None:
 
 
 def _check_data(data: Mapping[str, Any]) -> None:
+    """The datamodule's own argument checks (`ImageDataModule.check_arguments`); for a class that is no
+    ImageDataModule, those of the arguments every image datamodule shares (batch_size, num_workers, std)."""
+    from effnet_lightning.assembly import plugins
+    from effnet_lightning.datamodules.base import ImageDataModule
+
     init = data.get("init_args") or {}  # subclass mode: {class_path, init_args}
-    batch_size, num_workers = init.get("batch_size"), init.get("num_workers")
-    if batch_size is not None and batch_size <= 0:
-        raise ConfigError(f"data.batch_size must be a positive number of images per device; got {batch_size}")
-    if num_workers is not None and num_workers < 0:
-        raise ConfigError(f"data.num_workers must be 0 (load in the main process) or more; got {num_workers}")
-    std = init.get("std")
-    if std is not None and any(s == 0 for s in std):
-        raise ConfigError(f"data.std must not contain 0 (images are divided by it); got {list(std)}")
+    class_path = data.get("class_path")
+    cls = plugins.resolve(class_path) if isinstance(class_path, str) else None
+    checks = cls if isinstance(cls, type) and issubclass(cls, ImageDataModule) else ImageDataModule
+    checks.check_arguments(init)
     resolution = init.get("resolution")
     if resolution is not None and 0 < resolution < NETWORK_STRIDE:
         log.warning(

@@ -19,24 +19,21 @@
   `prediction_writer` (predict only), `plain_log`, `run_summary`, `confusion_matrix`, `prediction_grid` and
   `cam_images` (fit only); set any of them to null to drop it. (The rich progress bar is
   Lightning's own default when `rich` is installed; plain_log prints lines instead when stdout is not a terminal.)
-Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line).
+Checkpoints load with weights_only=True (`load_checkpoint` checks them first: corrupt or unsafe, in one line); the
+objects an effnet checkpoint names (its ScalingSpec) are allowed for the command's loads, and no longer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import inspect
 import logging
 import os
-import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonargparse import Namespace, lazy_instance
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -45,8 +42,15 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
 from effnet_lightning.assembly.config_checks import RecordDataModuleInit, check_config, check_data_class
-from effnet_lightning.assembly.resume import resolve_ckpt_path
+from effnet_lightning.assembly.resume import (
+    RESUME_MAY_CHANGE,
+    best_k_dirpath,
+    check_compatible,
+    explicit_values,
+    resolve_ckpt_path,
+)
 from effnet_lightning.assembly.run_dir import RunLock, create_run_dir, discard_if_unused
+from effnet_lightning.assembly.seed import draw_seed
 from effnet_lightning.assembly.trainer import EffnetTrainer
 from effnet_lightning.callbacks.cam_images import CAMImages
 from effnet_lightning.callbacks.confusion_matrix import ConfusionMatrix
@@ -60,36 +64,20 @@ from effnet_lightning.callbacks.resume_overrides import ResumeOverrides
 from effnet_lightning.callbacks.rng_state import RNGState
 from effnet_lightning.callbacks.run_summary import RunSummary
 from effnet_lightning.datamodules.image_folder import ImageFolderDataModule, UnreadableImagesReport
-from effnet_lightning.errors import ConfigError
-from effnet_lightning.train.checkpoint_format import load_checkpoint, trusted_globals
+from effnet_lightning.train.checkpoint_format import checkpoint_globals, load_checkpoint, trusted_globals
 from effnet_lightning.train.checkpoint_io import AtomicCheckpointIO
 from effnet_lightning.train.module import EfficientNetModule, resolution_of
-from effnet_lightning.train.run_layout import CONFIG, EVAL_DIR, RUNS_DIR, checkpoints_dir
+from effnet_lightning.train.run_layout import EVAL_DIR, RUNS_DIR, checkpoints_dir
 
-__all__ = ["DATA_HELP", "RESUME_MAY_CHANGE", "EffnetCLI", "drawn_seed"]
+__all__ = ["DATA_HELP", "EffnetCLI"]
 
 log = logging.getLogger(__name__)
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-MAX_SEED = 2**32 - 1  # numpy's seed range, as Lightning's seed_everything checks it
-DRAWN_SEED_VARIABLE = "EFFNET_DRAWN_SEED"  # rank 0's drawn seed, for the DDP ranks it launches
 TENSORBOARD = "lightning.pytorch.loggers.TensorBoardLogger"
 DATA_HELP = (
     "The datamodule: any LightningDataModule subclass, by short name (`effnet datamodules` lists them) or dotted "
     "path, e.g. --data=CIFAR10DataModule; `--data.help NAME` lists its arguments"
 )
-RESUME_MAY_CHANGE = {  # settings a resumed fit may change; any other model/data difference stops it (exit 2)
-    # num_classes: linked from the data; channels_last, checkpointing and compile change speed or memory only
-    "model": {"lr", "weight_decay", "num_classes", "channels_last", "grad_checkpointing", "compile", "compile_backend"},
-    "data": {
-        "data_dir",
-        "num_workers",
-        "pin_memory",
-        "persistent_workers",
-        "download",
-        "resolution",  # linked from the model
-        "seed",  # linked from seed_everything; the checkpoint's data position carries the seed it was trained with
-    },
-}
 
 
 class EffnetCLI(LightningCLI):
@@ -112,20 +100,23 @@ class EffnetCLI(LightningCLI):
         self._trusted_loads = contextlib.ExitStack()
         self._environment = contextlib.ExitStack()  # os.environ as it was, once a run (run=True) has ended
         try:
-            super().__init__(
-                EfficientNetModule,
-                LightningDataModule,
-                trainer_class=EffnetTrainer,  # Trainer, with `precision: auto` resolved for the device
-                subclass_mode_data=True,
-                auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
-                trainer_defaults={"default_root_dir": RUNS_DIR},
-                seed_everything_default=True,
-                save_config_kwargs={"overwrite": True},  # the run folder is ours (created atomically or resumed)
-                # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
-                parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
-                args=args,
-                run=run,
-            )
+            # every weights-only read of the command (LightningCLI's of the hyperparameters, the Trainer's with
+            # any checkpoint_io, ours) may build the objects an effnet checkpoint names
+            with checkpoint_globals():
+                super().__init__(
+                    EfficientNetModule,
+                    LightningDataModule,
+                    trainer_class=EffnetTrainer,  # Trainer, with `precision: auto` resolved for the device
+                    subclass_mode_data=True,
+                    auto_configure_optimizers=False,  # the module scales its LR by the global batch itself
+                    trainer_defaults={"default_root_dir": RUNS_DIR},
+                    seed_everything_default=True,
+                    save_config_kwargs={"overwrite": True},  # the run folder is ours (created atomically or resumed)
+                    # raise parse errors instead of printing a 100-line usage: `effnet` reports them in one line
+                    parser_kwargs={"exit_on_error": False, **{c: {"exit_on_error": False} for c in SUBCOMMANDS}},
+                    args=args,
+                    run=run,
+                )
         except BaseException:
             if self.run_dir is not None and self.run_dir != self.resume_run:
                 discard_if_unused(self.run_dir, self._new_root)  # a new run that failed before writing anything
@@ -201,8 +192,7 @@ class EffnetCLI(LightningCLI):
         if config is None:
             return
         if config.get("seed_everything") is True:
-            self._environment.callback(_restore_variable, DRAWN_SEED_VARIABLE, os.environ.get(DRAWN_SEED_VARIABLE))
-            config.seed_everything = drawn_seed()  # Lightning's seed_everything() would use 0
+            config.seed_everything = draw_seed(self._environment)  # Lightning's seed_everything() would use 0
         if "weights_only" in config and config.weights_only is None:
             config.weights_only = True  # torch < 2.6 would unpickle arbitrary objects
         if not config.get("ckpt_path"):
@@ -217,16 +207,9 @@ class EffnetCLI(LightningCLI):
             self._trusted_loads.enter_context(trusted_globals(path))
         self.resume_run = run if subcommand == "fit" else None
         self.evaluated_run = run if subcommand != "fit" else None
-        self.best_k_dirpath = _best_k_dirpath(checkpoint)
-        recorded = _recorded_config(run, checkpoint)
-        differing = _differing_keys(config, recorded, check_data=subcommand == "fit")
-        if differing:
-            raise ConfigError(
-                f"{path} was trained with other settings: {'; '.join(differing)}. Resume with the config it was "
-                f"trained with ({run / CONFIG if run else 'its run folder has it'}), changing at most "
-                "model.lr, model.weight_decay or trainer limits, or start a new run without --ckpt_path"
-            )
-        self._user_model = _explicit_values(config.model.as_dict(), EfficientNetModule)
+        self.best_k_dirpath = best_k_dirpath(checkpoint)
+        self._user_model = explicit_values(config.model.as_dict(), EfficientNetModule)
+        check_compatible(path, run, checkpoint, self._user_model, config.get("data"), check_data=subcommand == "fit")
         what = f"run {run}" if self.resume_run else "a new run"
         log.info(
             f"effnet {subcommand}: {'resuming' if subcommand == 'fit' else 'loading'} {path} "
@@ -323,49 +306,6 @@ class EffnetCLI(LightningCLI):
             best_k.dirpath = os.path.realpath(checkpoints_dir(self.evaluated_run))
 
 
-def drawn_seed() -> int:
-    """The seed of a run configured with `seed_everything: true`: a new random one for every run.
-
-    Lightning's `seed_everything()` without a seed uses 0 (its documented default), so `true` alone never varied.
-    Rank 0 draws the seed and exports it; the ranks Lightning's DDP launcher starts inherit rank 0's environment
-    (LOCAL_RANK > 0) and take it. Ranks started together by torchrun or SLURM cannot share a drawn seed: they use 0,
-    given explicitly."""
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and DRAWN_SEED_VARIABLE in os.environ:
-        return int(os.environ[DRAWN_SEED_VARIABLE])
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        return 0
-    seed = random.SystemRandom().randint(0, MAX_SEED)
-    os.environ[DRAWN_SEED_VARIABLE] = str(seed)
-    return seed
-
-
-def _restore_variable(name: str, value: str | None) -> None:
-    """Put an environment variable back as it was (None: unset)."""
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-
-
-def _best_k_dirpath(checkpoint: dict[str, Any]) -> str | None:
-    """The folder a ModelCheckpoint saved into, from its `state_dict()` in the checkpoint's callback states."""
-    for state in checkpoint.get("callbacks", {}).values():
-        if isinstance(state, dict) and "best_k_models" in state and isinstance(state.get("dirpath"), str):
-            return state["dirpath"]
-    return None
-
-
-def _recorded_config(run: Path | None, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The settings the checkpoint was trained with: the model's from the checkpoint, the data's from the run's
-    config.yaml (datamodules save no hyperparameters)."""
-    hparams = checkpoint.get("hyper_parameters") or {}
-    recorded: dict[str, Any] = {"model": {key: _plain(value) for key, value in hparams.items()}}
-    config_file = run / CONFIG if run else None
-    if config_file is not None and config_file.is_file():
-        recorded["data"] = (yaml.safe_load(config_file.read_text()) or {}).get("data")
-    return recorded
-
-
 @functools.cache
 def _class_path(cls: type) -> Namespace:
     """`class_path` of a trainer addition's default, as jsonargparse writes a `lazy_instance` default. Cached:
@@ -378,53 +318,3 @@ def _default_of(cls: type) -> dict[str, Any]:
     """The default for one parser, as the dict with `class_path` that jsonargparse takes; a fresh copy each time
     (a parser keeps and may change its defaults)."""
     return _class_path(cls).as_dict()
-
-
-def _differing_keys(config: Namespace, recorded: dict[str, Any], check_data: bool) -> list[str]:
-    """`model.x: checkpoint A, now B` for every model setting given now that differs (a setting left at its
-    default takes the checkpoint's value, as in LightningCLI), and for fit every differing data setting."""
-    differing = []
-    explicit = _explicit_values(config.model.as_dict(), EfficientNetModule)
-    for key, value in explicit.items():
-        if key in recorded["model"] and key not in RESUME_MAY_CHANGE["model"]:
-            differing += _differences(f"model.{key}", recorded["model"][key], value)
-    data_then, data_now = recorded.get("data"), config.get("data")
-    if check_data and isinstance(data_then, dict) and isinstance(data_now, Namespace):
-        data_now = data_now.as_dict()
-        if data_then.get("class_path") != data_now.get("class_path"):
-            differing.append(
-                f"data.class_path: checkpoint {data_then.get('class_path')}, now {data_now.get('class_path')}"
-            )
-        else:
-            then, now = data_then.get("init_args") or {}, data_now.get("init_args") or {}
-            for key in sorted(set(then) | set(now)):
-                if key not in RESUME_MAY_CHANGE["data"] and _comparable(then.get(key)) != _comparable(now.get(key)):
-                    differing.append(f"data.{key}: checkpoint {then.get(key)!r}, now {now.get(key)!r}")
-    return differing
-
-
-def _differences(key: str, then: Any, now: Any) -> list[str]:
-    """`key: checkpoint A, now B`, one per differing leaf of a nested section (`model.scaling.phi: ...`)."""
-    if isinstance(then, dict) and isinstance(now, dict):
-        return [d for k in sorted(set(then) | set(now)) for d in _differences(f"{key}.{k}", then.get(k), now.get(k))]
-    return [] if _comparable(then) == _comparable(now) else [f"{key}: checkpoint {then!r}, now {now!r}"]
-
-
-def _comparable(value: Any) -> Any:
-    """A setting as config.yaml holds it: YAML has no tuples, so a parsed `scale: (0.08, 1.0)` reads back as a list."""
-    if isinstance(value, tuple | list):
-        return [_comparable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items()}
-    return value
-
-
-def _explicit_values(values: dict[str, Any], cls: type) -> dict[str, Any]:
-    """The constructor arguments whose value differs from the class's default (i.e. were set by the user)."""
-    parameters = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in values.items() if k in parameters and v != _plain(parameters[k].default)}
-
-
-def _plain(value: Any) -> Any:
-    """A dataclass (the `scaling` section's ScalingSpec) as the dict a parsed config holds."""
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
 
+from effnet_lightning.console import output
 from effnet_lightning.errors import ConfigError
 
 __all__ = ["DataClassError", "Failed", "Found", "discover", "load_and_report", "main", "resolve"]
@@ -187,11 +188,12 @@ def _imported_datamodules() -> dict[str, type]:
 
 
 def main() -> None:
-    """`effnet datamodules`: each datamodule's short name, what it is and where it comes from."""
+    """`effnet datamodules`: each datamodule's short name, what it is and where it comes from (the command's
+    output: stdout under `effnet`)."""
     found, failed = discover()
     width = max((len(f.name) for f in found), default=4)
     for f in found:
-        print(f"{f.name:<{width}}  {f.description}")
-        print(f"{'':<{width}}  [{f.origin}: {f.path}]")
+        output().info(f"{f.name:<{width}}  {f.description}")
+        output().info(f"{'':<{width}}  [{f.origin}: {f.path}]")
     for f in failed:
-        print(f"FAILED  {f.origin}: {f.error}")
+        output().info(f"FAILED  {f.origin}: {f.error}")

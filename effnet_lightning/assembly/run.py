@@ -4,11 +4,13 @@
 - SIGTERM / SIGINT: last.ckpt saved at the step reached, exit 75 / 130 (signals.py);
 - a malformed config or option (jsonargparse's ArgumentError) is raised as a `ConfigError`;
 - a crash gets a note saying where the run's log and last.ckpt are, and goes on up.
-cli.py maps a `UserError` to one line and exit 2, and a crash to its traceback and exit 1.
+cli.py maps a `UserError` to one line and exit 2, and a crash to its traceback and exit 1. The lines said here go
+to the package's logger, which `effnet` shows on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -18,6 +20,7 @@ from effnet_lightning.train.run_layout import last_checkpoint
 
 __all__ = ["crash_note", "main", "run_lightning"]
 
+log = logging.getLogger(__name__)
 PYTREE_MODULE = r"lightning\.pytorch\.utilities\._pytree"  # emits torch's LeafSpec FutureWarning (see run_lightning)
 
 
@@ -32,10 +35,10 @@ def main(argv: list[str], in_process: bool = True) -> int | None:
         return run_lightning(argv)
     except signals.Stopped as stop:  # during start-up, or LastCheckpoint saved and said how to resume
         if not stop.reported:
-            print(f"effnet {command}: {stop}", file=sys.stderr)
+            log.error(f"effnet {command}: {stop}")
         return signals.EXIT_CODES[stop.signum]
     except KeyboardInterrupt:  # SIGINT before our handler was installed
-        print(f"effnet {command}: stopped by SIGINT during start-up; nothing was saved", file=sys.stderr)
+        log.error(f"effnet {command}: stopped by SIGINT during start-up; nothing was saved")
         return EXIT_INTERRUPTED
     finally:
         if in_process:
@@ -70,7 +73,7 @@ def run_lightning(argv: list[str]) -> int | None:
     except ArgumentError as err:  # a malformed config or option
         raise ConfigError(f"{parse_error_line(err)} (see 'effnet {command} --help')") from err
     except (NonFiniteLossError, NonFiniteStateError) as err:
-        print(f"effnet {command}: error: {err}", file=sys.stderr)
+        log.error(f"effnet {command}: error: {err}")
         return EXIT_NONFINITE
     except SIGTERMException:  # Lightning's own SIGTERM path; LastCheckpoint saved in on_exception
         return EXIT_PREEMPTED

@@ -26,13 +26,11 @@ __all__ = ["EffnetTrainer", "Precision"]
 
 log = logging.getLogger(__name__)
 
-# Lightning 2.6's precision names (docs: Trainer "precision"), and "auto"
-Precision = Literal[
-    "auto",
-    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true",
-    "transformer-engine", "transformer-engine-float16",
-    "64", "32", "16", "bf16", 64, 32, 16,
-]  # fmt: skip
+# Lightning 2.6's precision names (docs: Trainer "precision"), and "auto"; nested Literals flatten into one
+PrecisionName = Literal["64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"]
+TransformerEngine = Literal["transformer-engine", "transformer-engine-float16"]
+ShortName = Literal["64", "32", "16", "bf16", 64, 32, 16]  # the short names Lightning still accepts
+Precision = Literal["auto", PrecisionName, TransformerEngine, ShortName]
 
 
 class EffnetTrainer(Trainer):

@@ -19,7 +19,7 @@ import importlib
 import logging
 import pickle
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from effnet_lightning.model.scaling import Scaling, ScalingSpec
 
 __all__ = [
     "AVERAGING_STATE",
+    "CHECKPOINT_GLOBALS",
     "CLASS_NAMES_KEY",
     "DATA_CONFIG_KEY",
     "NETWORK_PREFIX",
@@ -41,20 +42,20 @@ __all__ = [
     "Selected",
     "TrainedCheckpoint",
     "Weights",
+    "allow_globals",
+    "checkpoint_globals",
+    "data_config",
     "default_class_names",
     "has_ema",
     "imagenet_data_config",
     "load_checkpoint",
+    "remove_globals",
     "selected_checkpoint",
     "spec_of",
     "trusted_globals",
 ]
 
 log = logging.getLogger(__name__)
-
-# The spec is our own frozen dataclass of numbers and strings: weights-only loading may always build it, also under
-# the name that checkpoints written before the package had layers pickled it by (effnet_lightning/scaling.py).
-torch.serialization.add_safe_globals([ScalingSpec, (ScalingSpec, "effnet_lightning.scaling.ScalingSpec")])
 
 STATE = "state_dict"  # Lightning's: the module's tensors (the EMA ones when the EMA callback ran)
 RAW_STATE = "current_model_state"  # Lightning's WeightAveraging: the raw tensors when STATE holds the averaged ones
@@ -67,6 +68,10 @@ DEFAULT_NUM_CLASSES = 1000  # EfficientNetModule's default
 # timm's eval preprocessing of its ImageNet EfficientNets (timm.data.constants, pretrained_cfg of efficientnet_b0)
 IMAGENET_INTERPOLATION, IMAGENET_CROP_PCT = "bicubic", 0.875
 Weights = Literal["ema", "raw"]
+# The objects an effnet checkpoint names besides tensors and builtins: the spec is our own frozen dataclass of
+# numbers and strings, also under the name checkpoints written before the package had layers pickled it by
+# (effnet_lightning/scaling.py). Allowed for weights-only loads inside `checkpoint_globals()` only.
+CHECKPOINT_GLOBALS = (ScalingSpec, (ScalingSpec, "effnet_lightning.scaling.ScalingSpec"))
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -74,19 +79,39 @@ def default_class_names(num_classes: int) -> list[str]:
     return [str(i) for i in range(num_classes)]
 
 
-def imagenet_data_config(resolution: int) -> dict[str, Any]:
-    """timm's ImageNet evaluation preprocessing at `resolution` px, in timm's data-config keys: for checkpoints
-    that predate `data_config`."""
-    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-    return {
+def data_config(
+    resolution: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    interpolation: str,
+    crop_pct: float,
+    eval_side_range: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The evaluation preprocessing a checkpoint records under `data_config`, in timm's data-config keys
+    (`timm.data.resolve_data_config`): input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the
+    share of the resized image the center crop keeps). `eval_side_range` [low, high], when given: eval resized each
+    image's shorter side to clamp(side, low, high) before the center crop, which timm's single crop_pct (the
+    photos' value) cannot say. Plain lists, floats and strings: it loads weights-only."""
+    config = {
         "input_size": [3, resolution, resolution],
-        "mean": list(IMAGENET_DEFAULT_MEAN),
-        "std": list(IMAGENET_DEFAULT_STD),
-        "interpolation": IMAGENET_INTERPOLATION,
-        "crop_pct": IMAGENET_CROP_PCT,
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "interpolation": str(interpolation),
+        "crop_pct": float(crop_pct),
         "crop_mode": "center",
     }
+    if eval_side_range is not None:
+        config["eval_side_range"] = [int(side) for side in eval_side_range]
+    return config
+
+
+def imagenet_data_config(resolution: int) -> dict[str, Any]:
+    """timm's ImageNet evaluation preprocessing at `resolution` px: for checkpoints that predate `data_config`."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    return data_config(
+        resolution, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, IMAGENET_INTERPOLATION, IMAGENET_CROP_PCT
+    )
 
 
 def spec_of(section: Any) -> ScalingSpec:
@@ -103,6 +128,16 @@ def has_ema(checkpoint: dict[str, Any]) -> bool:
 
 
 @contextlib.contextmanager
+def checkpoint_globals() -> Iterator[None]:
+    """Allow-list CHECKPOINT_GLOBALS for weights-only loads inside this block: wherever an effnet checkpoint is
+    read (our reader, the initial weights, `load_from_checkpoint`, the whole `effnet` command with LightningCLI's
+    read of its hyperparameters; a Trainer's restore from EfficientNetModule's setup on, `allow_globals`).
+    Scoped: torch's list is as it was afterwards, so other loads in the process keep torch's own rules."""
+    with _allowed(CHECKPOINT_GLOBALS):
+        yield
+
+
+@contextlib.contextmanager
 def trusted_globals(path: str | Path) -> Iterator[None]:
     """Allow-list the Python objects that `path` names, for weights-only loads inside this block only: what
     `--weights_only false` means for a checkpoint the user trusts. torch's list is as it was afterwards."""
@@ -111,8 +146,36 @@ def trusted_globals(path: str | Path) -> Iterator[None]:
         objects = [_import(name) for name in names]
     except (ImportError, AttributeError) as err:  # the file names something this environment lacks
         raise CheckpointError(f"{path} needs {err} to load; install what it was saved with") from err
-    with torch.serialization.safe_globals(objects):
+    with _allowed(objects):
         yield
+
+
+def allow_globals(objects: Iterable[Any] = CHECKPOINT_GLOBALS) -> list[Any]:
+    """Put those of `objects` that torch's weights-only allow-list lacks on it; returns them, for `remove_globals`.
+    For a load that a block cannot enclose: the Trainer's restore of `ckpt_path` (EfficientNetModule's setup)."""
+    present = torch.serialization.get_safe_globals()
+    added = [o for o in objects if o not in present]
+    torch.serialization.add_safe_globals(added)
+    return added
+
+
+def remove_globals(added: list[Any]) -> None:
+    """Take what `allow_globals` added off torch's list again, and nothing else."""
+    if added:
+        kept = [o for o in torch.serialization.get_safe_globals() if o not in added]
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(kept)
+
+
+@contextlib.contextmanager
+def _allowed(objects: Iterable[Any]) -> Iterator[None]:
+    """`objects` allowed inside the block. Not torch's own `safe_globals` block, which removes every entry it was
+    given when it ends, also one that an enclosing block or the caller had allowed."""
+    added = allow_globals(objects)
+    try:
+        yield
+    finally:
+        remove_globals(added)
 
 
 def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
@@ -130,7 +193,7 @@ def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
             "resume from another checkpoint, or start without --ckpt_path"
         )
     try:
-        with trusted_globals(path) if trusted else contextlib.nullcontext():
+        with checkpoint_globals(), trusted_globals(path) if trusted else contextlib.nullcontext():
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:  # a well-formed archive whose pickle names objects weights-only refuses
         raise CheckpointError(

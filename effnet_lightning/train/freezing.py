@@ -24,8 +24,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FrozenEpochs", "anchor", "backbone", "backbone_parameters", "drop_backbone_grads", "frozen_at",
-           "head_only_logits", "set_backbone_training"]  # fmt: skip
+__all__ = [
+    "FrozenEpochs",
+    "anchor",
+    "backbone",
+    "backbone_parameters",
+    "drop_backbone_grads",
+    "frozen_at",
+    "head_only_logits",
+    "set_backbone_training",
+]
 
 FrozenEpochs = int | Literal["all"]  # epochs the backbone stays frozen; "all": the whole run (a linear probe)
 HEAD_PREFIX = "classifier."  # timm EfficientNet: the only parameters outside forward_features

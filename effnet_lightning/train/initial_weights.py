@@ -28,7 +28,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
 from effnet_lightning.errors import CheckpointError, ConfigError, CorruptFileError, DownloadError, MissingFileError
-from effnet_lightning.train.checkpoint_format import HYPER_PARAMETERS, STATE, TrainedCheckpoint, Weights
+from effnet_lightning.train.checkpoint_format import (
+    HYPER_PARAMETERS,
+    STATE,
+    TrainedCheckpoint,
+    Weights,
+    checkpoint_globals,
+)
 
 __all__ = ["CLASSIFIER", "Pretrained", "load_into", "read_initial_weights"]
 
@@ -163,7 +169,8 @@ def _timm_file(path: Path) -> Pretrained:
     if path.suffix != ".safetensors" and not zipfile.is_zipfile(path):
         raise CorruptFileError(f"model.init: {path} is not a weights file torch can read (corrupt or truncated)")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
+        with checkpoint_globals():  # a .pth may be an `effnet fit` checkpoint under another suffix
+            content = torch.load(path, map_location="cpu", weights_only=True) if path.suffix != ".safetensors" else {}
         lightning = isinstance(content, dict) and STATE in content and HYPER_PARAMETERS in content
         state = None if lightning else load_state_dict(str(path), use_ema=True, weights_only=True)
     except safetensors.SafetensorError as err:

@@ -8,6 +8,7 @@ scheduler then sets it before every optimizer update (the paper's warm-up and de
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from jsonargparse import Namespace
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from torchmetrics import MeanMetric, MetricCollection
@@ -28,10 +29,15 @@ from effnet_lightning.model.grad_checkpointing import batchnorm_statistics_froze
 from effnet_lightning.model.network import DROP_PATH_RATE, TF_BN_EPS, TF_BN_MOMENTUM, create_model
 from effnet_lightning.train import freezing
 from effnet_lightning.train.checkpoint_format import (
+    CHECKPOINT_GLOBALS,
     CLASS_NAMES_KEY,
     DATA_CONFIG_KEY,
     Weights,
+    allow_globals,
+    checkpoint_globals,
+    data_config,
     default_class_names,
+    remove_globals,
     spec_of,
 )
 from effnet_lightning.train.initial_weights import load_into, read_initial_weights
@@ -40,7 +46,10 @@ from effnet_lightning.train.mixing import mixing
 
 __all__ = ["CompileMode", "CrossEntropy", "EfficientNetModule", "eval_data_config", "resolution_of"]
 
+log = logging.getLogger(__name__)
+
 ON_DEVICE_INTERPOLATION = "bilinear"  # datamodules/base.py: the per-batch resize to the model's resolution
+WHOLE_IMAGE = 1.0  # crop_pct of a datamodule that only resizes (CIFAR's, on the device): nothing is cropped
 TRAIN_PASSES = 3  # a training step costs about 3 forward passes (Kaplan et al. 2020, arXiv 2001.08361, sec. 2.1)
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 LR_REFERENCE_BATCH = 256  # images; the paper's LR 0.016 is quoted per 256 images (Goyal et al. linear scaling)
@@ -157,7 +166,7 @@ class EfficientNetModule(pl.LightningModule):
         if init is not None:
             pretrained = read_initial_weights(init, init_weights)
             if pretrained.bn_eps is not None and pretrained.bn_eps != bn_eps:
-                rank_zero_info(
+                _note(
                     f"effnet: note: {init} was trained with BatchNorm eps {pretrained.bn_eps:g}, this network has "
                     f"{bn_eps:g} (model.bn_eps)"
                 )
@@ -182,7 +191,15 @@ class EfficientNetModule(pl.LightningModule):
         # The evaluation preprocessing of the data it was trained on (timm's data-config keys), for exports.
         self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
+        self._allowed_globals: list[Any] = []  # what setup put on torch's weights-only allow-list (teardown removes)
         self.test_metrics = self.evaluation_metrics("test/")
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> EfficientNetModule:
+        """Lightning's, with the objects an effnet checkpoint names (its ScalingSpec) allowed for a weights-only
+        load."""
+        with checkpoint_globals():
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     def evaluation_metrics(self, prefix: str) -> MetricCollection:
         """Fresh metrics of one evaluation pass, updated with (logits, targets): the one definition of val/*,
@@ -237,6 +254,10 @@ class EfficientNetModule(pl.LightningModule):
         return self.device.type == "cuda" if wanted is None else wanted
 
     def setup(self, stage: str) -> None:
+        # The Trainer restores `ckpt_path` right after setup, weights-only (Lightning 2.6's default): its ScalingSpec
+        # is allowed from here to teardown, whatever Trainer and checkpoint_io run this module.
+        if not self._allowed_globals:
+            self._allowed_globals = allow_globals(CHECKPOINT_GLOBALS)
         datamodule = self.trainer.datamodule  # setup runs under a trainer
         if self.pretrained_preprocessing is not None and hasattr(datamodule, "use_pretrained_preprocessing"):
             datamodule.use_pretrained_preprocessing(self.pretrained_preprocessing)
@@ -250,6 +271,10 @@ class EfficientNetModule(pl.LightningModule):
             self.class_names = [str(name) for name in names]
         if datamodule is not None and hasattr(datamodule, "mean") and hasattr(datamodule, "std"):
             self.data_config = eval_data_config(datamodule, self.resolution)
+
+    def teardown(self, stage: str) -> None:
+        remove_globals(self._allowed_globals)
+        self._allowed_globals = []
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
@@ -318,7 +343,7 @@ class EfficientNetModule(pl.LightningModule):
         frozen_epochs = self.hparams.frozen_epochs
         if frozen_epochs and (self.current_epoch == 0 or self.current_epoch == frozen_epochs):
             what = "classifier only (backbone frozen)" if self.backbone_frozen else "all layers (backbone unfrozen)"
-            rank_zero_info(f"effnet: epoch {self.current_epoch}: training {what}")
+            _note(f"effnet: epoch {self.current_epoch}: training {what}")
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """With gradient checkpointing, backward re-runs each block's forward: BatchNorm's running statistics must
@@ -361,7 +386,7 @@ class EfficientNetModule(pl.LightningModule):
         global_batch = self.global_batch_size()
         scale = global_batch / LR_REFERENCE_BATCH
         lr = hp.lr * scale
-        rank_zero_info(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
+        _note(f"lr {hp.lr:g} per {LR_REFERENCE_BATCH} images × global batch {global_batch} → {lr:g}")
         extra = {"rmsproptf": {"alpha": hp.rmsprop_decay, "eps": hp.opt_eps}, "adamw": {"eps": hp.opt_eps}}
         optimizer = create_optimizer_v2(
             self.model,
@@ -415,22 +440,17 @@ class CrossEntropy(MeanMetric):
 
 
 def eval_data_config(datamodule: object, resolution: int) -> dict:
-    """How validation images reach the network, in timm's data-config keys (`timm.data.resolve_data_config`):
-    input_size, mean/std on the 0-1 scale, interpolation, and crop_pct (the share of the resized image kept by
-    the center crop; 1.0 when the datamodule only resizes, as CIFAR's does on the device). A folder datamodule
-    adds `eval_side_range` [low, high]: eval resized each image's shorter side to clamp(side, low, high) before the
-    center crop (datamodules/transforms.py), which timm's single crop_pct (the photos' value) cannot say."""
-    config = {
-        "input_size": [3, resolution, resolution],
-        "mean": [float(m) for m in datamodule.mean],
-        "std": [float(s) for s in datamodule.std],
-        "interpolation": str(getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION)),
-        "crop_pct": float(getattr(datamodule, "crop_pct", 1.0)),
-        "crop_mode": "center",
-    }
-    if getattr(datamodule, "eval_side_range", None) is not None:
-        config["eval_side_range"] = [int(side) for side in datamodule.eval_side_range]
-    return config
+    """How the datamodule's validation images reach the network, as the checkpoint records it (`data_config`):
+    its mean and std; its interpolation and crop_pct, or the on-device resize alone (CIFAR's: crop_pct 1.0); a
+    folder datamodule's `eval_side_range` (datamodules/transforms.py)."""
+    return data_config(
+        resolution,
+        datamodule.mean,
+        datamodule.std,
+        getattr(datamodule, "interpolation", ON_DEVICE_INTERPOLATION),
+        getattr(datamodule, "crop_pct", WHOLE_IMAGE),
+        getattr(datamodule, "eval_side_range", None),
+    )
 
 
 def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
@@ -438,3 +458,9 @@ def resolution_of(scaling: sc.ScalingSpec | Namespace) -> int:
 
     The link runs at parse time, when jsonargparse hands over the section as a Namespace of the spec's fields."""
     return spec_of(scaling).resolve().resolution
+
+
+@rank_zero_only
+def _note(message: str) -> None:
+    """One line on stderr under `effnet`, once per run (rank 0), not per process."""
+    log.info(message)

@@ -19,7 +19,7 @@ from effnet_lightning.callbacks import (
     load_weights,
     tf_ema_decay,
 )
-from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
+from effnet_lightning.train.checkpoint_format import TrainedCheckpoint, load_checkpoint
 
 
 class WeightRecorder(Callback):
@@ -146,7 +146,7 @@ def test_raw_and_ema_metrics_are_both_logged(fitted):
 
 
 def test_checkpoint_layout(fitted):
-    checkpoint = torch.load(fitted["ckpt"], weights_only=True)
+    checkpoint = load_checkpoint(fitted["ckpt"])
     module, ema = fitted["trainer"].lightning_module, fitted["ema"]
     for name, tensor in ema.averaged.state_dict().items():
         assert torch.equal(checkpoint["state_dict"][name], tensor)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
-import torch
 from callbacks_testkit import TinyClassifier, image_loader, make_trainer
 from interrupts import SignalAt, SignalInValidation
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from effnet_lightning.callbacks import LastCheckpoint
 from effnet_lightning.train import signals
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STEPS_PER_EPOCH = 4
 
@@ -38,7 +38,7 @@ def test_last_checkpoint_holds_the_best_k_state_of_the_last_validation(
     )
     trainer.fit(TinyClassifier(), image_loader(8 * STEPS_PER_EPOCH, 2), image_loader(2, 2))
 
-    saved = torch.load(last.path, weights_only=True, map_location="cpu")
+    saved = load_checkpoint(last.path)
     state = saved["callbacks"][best.state_key]
     assert saved["global_step"] == trainer.global_step == 2 * STEPS_PER_EPOCH
     assert state["best_model_path"] == best.best_model_path and Path(best.best_model_path).is_file()
@@ -90,5 +90,5 @@ def test_a_stop_before_the_validation_ended_resumes_into_that_validation(
     with pytest.raises(signals.Stopped, match=f"before its validation ended; .* keeps step {step - 1}:"):
         fit([stop])
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == step - 1
+    assert load_checkpoint(last)["global_step"] == step - 1
     assert fit([], ckpt_path=last) == validated

@@ -15,6 +15,7 @@ import torch
 from torchvision.datasets import CIFAR10
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+from effnet_lightning.errors import ConfigError
 
 
 @pytest.fixture
@@ -137,6 +138,23 @@ def test_val_size_must_leave_training_images(cifar10_root: Path) -> None:
         make(cifar10_root, val_size=600).setup("fit")
     with pytest.raises(ValueError, match="data.val_size must be a positive"):
         make(cifar10_root, val_size=0)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"batch_size": 0}, "data.batch_size must be a positive number of images per device; got 0"),
+        ({"std": (0.2, 0.0, 0.2)}, "data.std must not contain 0 (images are divided by it); got [0.2, 0.0, 0.2]"),
+        ({"val_size": -1}, "data.val_size must be a positive number of validation images; got -1"),
+    ],
+)
+def test_the_constructor_and_effnet_check_arguments_in_the_same_words(tmp_path: Path, arguments, message) -> None:
+    """`effnet` runs the class's own checks on the parsed config, before anything is built (config_checks.py)."""
+    with pytest.raises(ConfigError) as built:
+        make(tmp_path, **arguments)
+    with pytest.raises(ConfigError) as checked:
+        CIFAR10DataModule.check_arguments(arguments)
+    assert str(built.value) == str(checked.value) == message
 
 
 def test_subprocess_env_accepts_the_standins(cifar10_root: Path, cifar10_env: dict[str, str]) -> None:

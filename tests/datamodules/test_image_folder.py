@@ -20,6 +20,7 @@ from effnet_lightning.datamodules.image_folder import UNREADABLE, ImageFiles, Im
 from effnet_lightning.datamodules.imagenet import ImageNetDataModule, sort_val_images
 from effnet_lightning.datamodules.transforms import random_resized_crop, resize_center_crop
 from effnet_lightning.errors import DataError
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 EPOCHS = 6  # of the end-to-end fit
 
@@ -78,10 +79,10 @@ def test_classes_are_known_at_construction(tree: Tree) -> None:
     assert not dm.image_files  # nothing listed or decoded yet
 
 
-def test_splits_and_labels(tree: Tree) -> None:
+def test_splits_and_labels(tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
     dm = make(tree)
-    with pytest.warns(UserWarning, match=r"Ignored 1 file\(s\) in .*train that are not images: .*\.DS_Store"):
-        dm.setup("fit")
+    dm.setup("fit")
+    assert re.search(r"Ignored 1 file\(s\) in .*train that are not images: .*\.DS_Store", caplog.text)
     assert (len(dm.train_set), len(dm.val_set)) == (tree.num_train, 24)
     paths = [path for path, _ in dm.image_files["train"].samples]
     assert str(tree.stray) not in paths and str(tree.truncated) in paths
@@ -262,7 +263,11 @@ def test_full_train_crop_is_the_resized_image() -> None:
 # ---- end to end --------------------------------------------------------------------------------------------
 @pytest.mark.learning
 def test_effnet_fit_learns_the_classes(
-    tree: Tree, tmp_path: Path, recwarn: pytest.WarningsRecorder, record_property: Callable
+    tree: Tree,
+    tmp_path: Path,
+    recwarn: pytest.WarningsRecorder,
+    capfd: pytest.CaptureFixture,
+    record_property: Callable,
 ) -> None:
     """`effnet fit` on the tree: val/acc1 far above chance (1/3); the unreadable file is named and counted.
 
@@ -283,10 +288,12 @@ def test_effnet_fit_learns_the_classes(
          f"--seed_everything={learning_seed()}"]
     )  # fmt: skip
     assert returncode == 0
-    warned = [str(w.message) for w in recwarn]
-    assert any(f"Skipped unreadable image {tree.truncated}" in m for m in warned)
-    assert any(f"Epoch {EPOCHS - 1}: 1 unreadable image file(s) skipped in the train data" in m for m in warned)
-    assert any("Ignored 1 file(s)" in m and str(tree.stray) in m for m in warned)
+    warned, logged = [str(w.message) for w in recwarn], capfd.readouterr().err
+    assert any(f"Skipped unreadable image {tree.truncated}" in m for m in warned)  # raised where images are read
+    assert f"Epoch {EPOCHS - 1}: 1 unreadable image file(s) skipped in the train data" in logged
+    assert re.search(
+        rf"effnet: warning: Ignored 1 file\(s\) in .* that are not images: {re.escape(str(tree.stray))}", logged
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(runs / "version_0"))
@@ -308,7 +315,7 @@ def test_a_folder_run_resumes_with_its_own_config(tree: Tree, tmp_path: Path) ->
             f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false"]  # fmt: skip
     assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0
     assert main(["fit", *args, "--trainer.max_epochs=2", "--ckpt_path=last"]) == 0
-    checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2  # continued in its own folder
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
 

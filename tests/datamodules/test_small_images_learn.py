@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from effnet_run import effnet, scalars
 from learning import learning_seed
 from PIL import Image
+
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 SIDE = 24  # px, stored images (the model sees 32 px)
 CLASSES = ("bar", "column", "ring", "disc")  # unchanged by a horizontal flip, as the default hflip 0.5 needs
@@ -74,7 +75,7 @@ def test_small_pngs_learn_and_eval_tracks_train(
     test = scalars(run / "eval" / "version_0")["test/acc1"][-1]
     for name, value in (("train/acc1", train), ("val/acc1", val), ("test/acc1", test)):
         record_property(name, value)
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert checkpoint["data_config"]["eval_side_range"] == [32, 64]  # the rule that eval used, for export and cam
     # Chance 0.25. Over 1 and 2 threads, default and AVX2 kernels and seeds 0-2 (BENCHMARKS.md): train 0.68-0.77,
     # val and test 0.73-0.95, and eval at least 0.04 above train (train is the last epoch's running accuracy on

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from effnet_run import effnet, scalars
 from learning import learning_seed
 
 import effnet_lightning.datamodules as datamodules_package
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 GUIDE = Path(__file__).parents[2] / "docs" / "datamodules.md"
 BLOCK = re.compile(r"^( *)```(\w+)\n(.*?)^\1```", re.S | re.M)  # fenced block, possibly indented in a list
@@ -183,7 +183,7 @@ def test_guide_example_runs_as_written(example, project, monkeypatch, capfd, rec
     joined = "\n".join(printed)
     if "npz_try.yaml" in example:
         run = project / "runs" / "npz" / "version_0"
-        checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+        checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
         # the plugin's default_mean/std (class attributes) reach the checkpoint that export and cam read
         assert checkpoint["data_config"]["mean"] == pytest.approx([0.5, 0.5, 0.5])
         assert checkpoint["data_config"]["std"] == pytest.approx([0.25, 0.25, 0.25])

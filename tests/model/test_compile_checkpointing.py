@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from effnet_lightning.model import scaling as sc
 from effnet_lightning.model.memory import saved_activation_bytes
 from effnet_lightning.model.network import create_model
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 from effnet_lightning.train.module import EfficientNetModule
 
 TINY = sc.ScalingSpec(phi=-4, resolution=32)
@@ -84,7 +85,7 @@ def test_grad_checkpointing_counts_each_batch_once_in_batchnorm_statistics(tmp_p
 
 
 def _last(runs: Path) -> dict:
-    return torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    return load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
 
 
 class CompiledProbe(pl.Callback):

@@ -24,6 +24,7 @@ from effnet_lightning.cli import main
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, CIFAR10DataModule
 from effnet_lightning.model.network import TF_BN_EPS, create_model
 from effnet_lightning.model.scaling import ScalingSpec
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 VAL_SIZE = 100  # debug_args' val split: 4 batches of 32 hold all 100 images
 B0_AT_32PX = ("--model.scaling.phi=null", "--model.scaling.variant=b0", "--model.scaling.resolution=32")
@@ -59,7 +60,7 @@ def timm_top1(folder: Path, data_dir: Path) -> tuple[float, dict, torch.Tensor]:
 def our_logits(ckpt: Path, weights: str, data_dir: Path) -> torch.Tensor:
     """The checkpoint's network on the validation split through this project's own pipeline (the datamodule's
     uint8 images, its on-device conversion): what `effnet validate` computes."""
-    checkpoint = torch.load(ckpt, weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(ckpt)
     state = checkpoint["current_model_state" if weights == "raw" else "state_dict"]  # the EMA callback's layout
     network = create_model(ScalingSpec(variant="b0", resolution=32), num_classes=10, bn_eps=TF_BN_EPS)
     network.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})

@@ -17,6 +17,7 @@ from callbacks_testkit import make_trainer
 from torch import nn
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STEPS_PER_EPOCH = 10  # 500 training images (600 stand-ins, 100 held out) / batch 50
 BATCH = 50
@@ -83,7 +84,7 @@ def test_resume_trains_on_the_same_batches(cifar10_root: Path, tmp_path: Path, s
         fit(cifar10_root, seed=7, workers=workers, extra=[SaveAndDieAt(step, ckpt)], module=first, **kwargs)
     assert first.seen == straight[:step]
     # The position counts the batches trained on (all ranks together), not those the workers loaded ahead.
-    state = torch.load(ckpt, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    state = load_checkpoint(ckpt)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     per_epoch = limit or STEPS_PER_EPOCH
     assert state == [
         {"seed": 7, "epoch": (step - 1) // per_epoch, "samples_done": ((step - 1) % per_epoch + 1) * BATCH}

@@ -18,6 +18,8 @@ from pretrained import backbone_difference, pretrained_state
 
 SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
 
+from effnet_lightning.train.checkpoint_format import load_checkpoint
+
 
 def test_two_process_ddp_fine_tunes_scales_lr_writes_once_and_ranks_agree(tmp_path: Path) -> None:
     """One 2-process launch (each is slow to start) shows:
@@ -45,10 +47,7 @@ def test_two_process_ddp_fine_tunes_scales_lr_writes_once_and_ranks_agree(tmp_pa
     run = runs / "version_0"
     assert len(list(run.glob("events.out.tfevents*"))) == 1
     assert len(list(run.glob("config.yaml"))) == 1
-    first, last = (
-        torch.load(run / "checkpoints" / name, weights_only=True, map_location="cpu")
-        for name in ("best-epoch0-step7.ckpt", "last.ckpt")
-    )
+    first, last = (load_checkpoint(run / "checkpoints" / name) for name in ("best-epoch0-step7.ckpt", "last.ckpt"))
     # 0.016 per 256 images x (batch 32 x 2 processes) = 0.004
     assert last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(0.004)
     # each rank sees half of the 500 training images: 250 // 32 = 7 updates per epoch
@@ -97,6 +96,6 @@ def test_bf16_mixed_on_cpu_end_to_end(
     assert len(loss) == 2 * STEPS_PER_EPOCH
     record_property("loss ratio", sum(loss[-5:]) / sum(loss[:5]))
     assert sum(loss[-5:]) < 0.85 * sum(loss[:5]), loss
-    checkpoint = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 2 * STEPS_PER_EPOCH
     assert checkpoint["state_dict"]["model.conv_stem.weight"].dtype == torch.float32  # master weights stay fp32

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, error_lines
 from raising_callback import MESSAGE
+
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 RAISE_AT = STEPS_PER_EPOCH + 5  # in epoch 1: epoch 0's validation wrote last.ckpt at step 15
 
@@ -21,7 +22,7 @@ def test_an_error_raised_in_a_callback_mid_fit(cifar10_module, tmp_path, capfd, 
     done = effnet(capfd, "fit", *args, f"--trainer.callbacks+={json.dumps(callback)}")
     run = tmp_path / "runs" / "version_0"
     last = run / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True, map_location="cpu")["global_step"] == STEPS_PER_EPOCH  # kept
+    assert load_checkpoint(last)["global_step"] == STEPS_PER_EPOCH  # kept
     message = MESSAGE.format(step=RAISE_AT)
     if kind == "bug":  # a ValueError from code: a crash, not "one line, exit 2"
         assert done.returncode == 1, done.stderr[-3000:]

@@ -20,6 +20,7 @@ from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_PREEMPTED, EXIT_USER_ERROR
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STEPS_PER_EPOCH = 5  # 100 training images / batch 20
 EPOCHS = 2
@@ -86,7 +87,7 @@ cam_images: null
 
 
 def checkpoint(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    return load_checkpoint(run / "checkpoints" / "last.ckpt")
 
 
 @pytest.fixture(scope="module")

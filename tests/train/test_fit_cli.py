@@ -14,6 +14,8 @@ import torch
 import yaml
 from effnet_run import STEPS_PER_EPOCH, TRAINED_EPOCHS, debug_args, effnet, error_lines, scalars
 
+from effnet_lightning.train.checkpoint_format import load_checkpoint
+
 
 @pytest.fixture
 def trained(trained_run: Path, cifar10_module: Path) -> dict:
@@ -42,7 +44,7 @@ def test_fit_learns_above_chance(trained, record_property):
 
 
 def test_checkpoint_holds_the_linked_num_classes(trained):
-    checkpoint = torch.load(trained["run"] / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(trained["run"] / "checkpoints" / "last.ckpt")
     assert checkpoint["hyper_parameters"]["num_classes"] == 10
     assert checkpoint["state_dict"]["model.classifier.weight"].shape[0] == 10
     assert checkpoint["global_step"] == TRAINED_EPOCHS * STEPS_PER_EPOCH
@@ -94,7 +96,7 @@ def test_resume_continues_at_the_saved_step_in_the_same_run(cifar10_module, tmp_
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]  # the resumed run keeps its folder
-    resumed = torch.load(runs / "version_0" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    resumed = load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
     assert (resumed["epoch"], resumed["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
 
 
@@ -136,6 +138,7 @@ def test_links_resolution_into_data_and_num_classes_into_model(cifar10_module, t
         (["--data.init_args.batch_size=0"], "data.batch_size must be a positive number of images per device; got 0"),
         (["--data.init_args.num_workers=-1"], "data.num_workers must be 0 (load in the main process) or more; got -1"),
         (["--data.init_args.std=[0.2,0,0.2]"], "data.std must not contain 0"),
+        (["--data.init_args.val_size=0"], "data.val_size must be a positive number of validation images; got 0"),
         (["--data.init_args.data_dir=nowhere"], "Set download: true"),
         (["--trainer.max_epochs=-5"], "trainer.max_epochs must be -1 (no limit), 0 or more; got -5"),
         (["--trainer.limit_train_batches=-1"], "trainer.limit_train_batches must be a number of batches"),

@@ -17,6 +17,7 @@ from effnet_lightning.cli import main
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES, CIFAR10DataModule
 from effnet_lightning.datamodules.image_folder import ImageFolderDataModule
 from effnet_lightning.datamodules.imagenet import SYNSET_MAPPING, ImageNetDataModule
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STANDIN_TEST_IMAGES = 200  # benchmarks/cifar_standin.py's test_batch
 
@@ -54,7 +55,7 @@ def test_a_datamodule_with_a_test_split_does_not_warn(trained, tmp_path, capfd) 
 
 
 def test_checkpoint_stores_the_class_names(trained: dict) -> None:
-    checkpoint = torch.load(trained["run"] / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(trained["run"] / "checkpoints" / "last.ckpt")
     assert checkpoint["class_names"] == list(CIFAR10_CLASSES)
 
 
@@ -84,7 +85,7 @@ def test_evaluating_a_run_in_place_reloads_its_best_k_state(trained, tmp_path) -
     best_k = cli.trainer.checkpoint_callback
     assert Path(best_k.dirpath) == trained["run"] / "checkpoints"  # the folder it recorded (the copy's original)
     assert (run / "eval" / "version_0").is_dir() and not (trained["run"] / "eval").exists()
-    stored = torch.load(ckpt, weights_only=True, map_location="cpu")["callbacks"]
+    stored = load_checkpoint(ckpt)["callbacks"]
     (state,) = [v for k, v in stored.items() if k.startswith("ModelCheckpoint")]
     assert state["best_model_score"] is not None  # restored from the checkpoint's ModelCheckpoint state:
     assert best_k.best_model_score == state["best_model_score"]

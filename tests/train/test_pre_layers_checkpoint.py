@@ -5,6 +5,7 @@ every config in configs/ parses. The files are in tests/support/data/pre_layers 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from effnet_run import effnet
 
 from effnet_lightning.datamodules.cifar10 import CIFAR10_CLASSES
 from effnet_lightning.model.scaling import ScalingSpec
-from effnet_lightning.train.checkpoint_format import TrainedCheckpoint
+from effnet_lightning.train.checkpoint_format import TrainedCheckpoint, checkpoint_globals
 
 ROOT = Path(__file__).parents[2]
 PRE_LAYERS = ROOT / "tests" / "support" / "data" / "pre_layers"
@@ -22,9 +23,23 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def test_scaling_spec_pickled_under_its_old_name_loads_weights_only() -> None:
-    """`effnet_lightning.scaling.ScalingSpec` is allow-listed for weights-only loading (checkpoint_format.py)."""
-    loaded = torch.load(PRE_LAYERS / "scaling_spec.pt", weights_only=True)
+    """`effnet_lightning.scaling.ScalingSpec` is allow-listed for weights-only loads inside `checkpoint_globals()`,
+    and only there: importing the package leaves torch's list alone."""
+    with checkpoint_globals():
+        loaded = torch.load(PRE_LAYERS / "scaling_spec.pt", weights_only=True)
     assert loaded == {"scaling": ScalingSpec(phi=-1.0)}
+    assert ScalingSpec not in torch.serialization.get_safe_globals()
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(PRE_LAYERS / "scaling_spec.pt", weights_only=True)
+
+
+def test_checkpoint_globals_keep_what_an_enclosing_block_allowed() -> None:
+    """torch's own safe_globals block removes every entry it was given when it ends; ours leaves those that were
+    allowed before it (by an enclosing block, or by the caller) in place."""
+    with torch.serialization.safe_globals([ScalingSpec]):
+        with checkpoint_globals():
+            pass
+        assert ScalingSpec in torch.serialization.get_safe_globals()
 
 
 def test_the_checkpoint_reader_reads_it() -> None:

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from effnet_lightning.assembly.resume import resolve_ckpt_path
 from effnet_lightning.assembly.run_dir import RunIsLive, RunLock, create_run_dir
 from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 EFFNET = str(Path(sys.executable).with_name("effnet"))  # the console script of this environment
 STEPS_PER_EPOCH = 25  # 500 training images of the stand-ins / batch 20
@@ -50,7 +50,7 @@ precise_bn: {{num_images: 40}}  # 2 batches, not the whole stand-in training spl
 
 
 def last_checkpoint(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    return load_checkpoint(run / "checkpoints" / "last.ckpt")
 
 
 def start_and_signal(command: list[str], env: dict, cwd: Path, last: Path, signums: list[int], gap: float):

@@ -53,7 +53,7 @@ def test_every_run_draws_its_own_seed_and_launched_ranks_take_rank_0s(monkeypatc
     in the environment, so every later run in the process (a study's arms, a notebook) got that same seed."""
     from lightning.pytorch import seed_everything
 
-    from effnet_lightning.assembly.lightning_cli import drawn_seed
+    from effnet_lightning.assembly.seed import drawn_seed
 
     for name in ("LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS"):
         monkeypatch.delenv(name, raising=False)

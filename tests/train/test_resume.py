@@ -23,6 +23,7 @@ from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
 from effnet_lightning.errors import EXIT_CRASH, EXIT_PREEMPTED
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 STEPS_PER_EPOCH = 5  # 100 training images (600 stand-ins, 500 held out) / batch 20
 EPOCHS = 2
@@ -86,13 +87,13 @@ def crash_at(step: int) -> str:
 def final_weights(run: Path) -> tuple[dict, dict]:
     """The weights of last.ckpt (written when training ends): `state_dict` (with EMA, Lightning's
     WeightAveraging stores the averaged weights there) and `current_model_state` (the raw weights)."""
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == EPOCHS * STEPS_PER_EPOCH
     return checkpoint["state_dict"], checkpoint.get("current_model_state", {})
 
 
 def last_step(run: Path) -> int:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    return load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"]
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def test_resume_mid_epoch_from_periodic_checkpoint_with_workers(cifar_dir, tmp_p
 def validations(run: Path) -> dict[str, list[tuple[str, float]]]:
     """What the run's validations recorded: every val* scalar (logged step, value) and the best-k state of the
     `checkpoint:` ModelCheckpoint in last.ckpt (file names, scores)."""
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     (best_k,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")]
     logged = {tag: values for tag, values in scalars_with_steps(run).items() if tag.startswith("val")}
     best = [(Path(best_k["best_model_path"]).name, float(best_k["best_model_score"]))]

@@ -18,6 +18,7 @@ from torchvision.datasets import CIFAR10
 
 from effnet_lightning.cli import main
 from effnet_lightning.datamodules.cifar10 import CIFAR10DataModule
+from effnet_lightning.train.checkpoint_format import load_checkpoint
 
 
 class OpensAFile:
@@ -67,7 +68,7 @@ def test_weights_only_false_loads_a_trusted_checkpoint_with_objects(
     monkeypatch.setattr(sys, "argv", ["effnet"])
     run = tmp_path / "copied" / "version_0"  # the session's run (conftest.py), copied: validating writes into it
     shutil.copytree(trained_run, run)
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.ckpt")
     checkpoint["extra"] = argparse.Namespace(steps=1)  # e.g. the args of a script that trained it
     torch.save(checkpoint, run / "checkpoints" / "objects.ckpt")
     data = debug_args(cifar10_root, tmp_path / "runs")  # the options it was trained with
