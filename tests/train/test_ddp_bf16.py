@@ -16,9 +16,9 @@ from effnet_run import STEPS_PER_EPOCH, debug_args, effnet, effnet_process, scal
 from learning import learning_seed
 from pretrained import backbone_difference, pretrained_state
 
-SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
-
 from effnet_lightning.train.checkpoint_format import load_checkpoint
+
+SUPPORT = Path(__file__).parents[1] / "support"  # batchnorm_dump.py, importable by the ranks
 
 
 def test_two_process_ddp_fine_tunes_scales_lr_writes_once_and_ranks_agree(tmp_path: Path) -> None:
