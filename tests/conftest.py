@@ -133,3 +133,25 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     row = {"test": report.nodeid, "outcome": report.outcome, **machine(), "measured": dict(report.user_properties)}
     with open(log, "a") as file:
         file.write(json.dumps(row) + "\n")
+
+
+# The files that take longest (BENCHMARKS.md, "The test suite's time"), in that order. pytest-xdist hands each
+# worker whole files (`--dist loadfile`) in collection order, so a long file collected last keeps one worker busy
+# while the other has finished: these go first, and the short ones fill in around them.
+LONGEST_FIRST = (
+    "tests/study/test_study.py",
+    "tests/train/test_preemption.py",
+    "tests/train/test_fit_cli.py",
+    "tests/docs/test_commands.py",
+    "tests/train/test_ddp_bf16.py",
+    "tests/tools/test_export.py",
+    "tests/docs/test_guide.py",
+    "tests/train/test_resume.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (LONGEST_FIRST), the rest in their usual order; within a file, tests keep theirs."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    root = config.rootpath
+    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))
