@@ -191,7 +191,7 @@ class EfficientNetModule(pl.LightningModule):
         # The evaluation preprocessing of the data it was trained on (timm's data-config keys), for exports.
         self.data_config: dict | None = None
         self.val_metrics = self.evaluation_metrics("val/")
-        self._allowed_globals: list[Any] = []  # what setup put on torch's weights-only allow-list (teardown removes)
+        self._allowed_globals: list[Any] = []  # what setup put on torch's weights-only allow-list until the restore
         self.test_metrics = self.evaluation_metrics("test/")
 
     @classmethod
@@ -254,10 +254,6 @@ class EfficientNetModule(pl.LightningModule):
         return self.device.type == "cuda" if wanted is None else wanted
 
     def setup(self, stage: str) -> None:
-        # The Trainer restores `ckpt_path` right after setup, weights-only (Lightning 2.6's default): its ScalingSpec
-        # is allowed from here to teardown, whatever Trainer and checkpoint_io run this module.
-        if not self._allowed_globals:
-            self._allowed_globals = allow_globals(CHECKPOINT_GLOBALS)
         datamodule = self.trainer.datamodule  # setup runs under a trainer
         if self.pretrained_preprocessing is not None and hasattr(datamodule, "use_pretrained_preprocessing"):
             datamodule.use_pretrained_preprocessing(self.pretrained_preprocessing)
@@ -272,9 +268,28 @@ class EfficientNetModule(pl.LightningModule):
         if datamodule is not None and hasattr(datamodule, "mean") and hasattr(datamodule, "std"):
             self.data_config = eval_data_config(datamodule, self.resolution)
 
-    def teardown(self, stage: str) -> None:
+        # The Trainer restores `ckpt_path` right after setup, weights-only (Lightning 2.6's default): its ScalingSpec
+        # is allowed from the end of setup until the stage starts, whatever Trainer and checkpoint_io run this
+        # module. Not until teardown: Lightning skips teardown when the run raises, and the list would stay wide.
+        if not self._allowed_globals:
+            self._allowed_globals = allow_globals(CHECKPOINT_GLOBALS)
+
+    def _restored(self) -> None:
+        """The checkpoint, if any, is loaded: torch's allow-list goes back to what it was."""
         remove_globals(self._allowed_globals)
         self._allowed_globals = []
+
+    def on_validation_start(self) -> None:
+        self._restored()
+
+    def on_test_start(self) -> None:
+        self._restored()
+
+    def on_predict_start(self) -> None:
+        self._restored()
+
+    def teardown(self, stage: str) -> None:
+        self._restored()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CLASS_NAMES_KEY] = list(self.class_names)  # plain strings: loads with weights_only=True
@@ -288,6 +303,7 @@ class EfficientNetModule(pl.LightningModule):
         self.data_config = checkpoint.get(DATA_CONFIG_KEY, self.data_config)
 
     def on_fit_start(self) -> None:
+        self._restored()
         if self._channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.hparams.compile is not False:

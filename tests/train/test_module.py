@@ -167,3 +167,21 @@ def test_checkpoint_of_a_module_built_in_python_loads_weights_only(tmp_path):
     loaded = EfficientNetModule.load_from_checkpoint(tmp_path / "tiny.ckpt", weights_only=True)
     assert loaded.hparams.scaling == ScalingSpec(phi=-4, resolution=32)
     assert loaded.resolution == 32
+
+
+class RaiseAtFirstBatch(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        raise RuntimeError(f"stopped on purpose at step {trainer.global_step}")
+
+
+def test_a_hand_built_trainer_resumes_from_a_checkpoint_and_leaves_torchs_allow_list_as_it_was(tmp_path):
+    """The module allows its ScalingSpec for the Trainer's weights-only restore of `ckpt_path`, and only until the
+    stage starts: a run that raises (Lightning then skips teardown) leaves torch's list as it found it."""
+    trainer = fit(tiny(), SeparableData(), tmp_path, max_steps=1)
+    trainer.save_checkpoint(tmp_path / "tiny.ckpt")
+    assert ScalingSpec not in torch.serialization.get_safe_globals()
+    with pytest.raises(RuntimeError, match="stopped on purpose at step 1"):  # restored weights-only, then raised
+        make_trainer(tmp_path, [RaiseAtFirstBatch()], max_steps=3).fit(
+            tiny(), datamodule=SeparableData(), ckpt_path=tmp_path / "tiny.ckpt"
+        )
+    assert not any(ScalingSpec in (g if isinstance(g, tuple) else (g,)) for g in torch.serialization.get_safe_globals())
