@@ -59,17 +59,37 @@ def write_folders(out: Path) -> tuple[Path, Path]:
 def arguments(data: Path, runs: Path, seed: int, recipe: Recipe, epochs: int, batch: int) -> list[str]:
     """`effnet fit` on an image folder of digits (the recipe of configs/table7_digits.yaml, shortened)."""
     return [
-        f"--seed_everything={seed}", "--data=ImageFolderDataModule", f"--data.data_dir={data}",
-        "--data.crop_pct=1.0", "--data.scale=[0.8, 1.0]", "--data.ratio=[0.9, 1.1]", "--data.hflip=0.0",
-        "--data.interpolation=bilinear", f"--data.batch_size={batch}", "--data.num_workers=0",
-        "--data.persistent_workers=false", f"--model.scaling.phi={recipe.phi}",
-        f"--model.scaling.resolution={recipe.resolution}", "--model.bn_momentum=0.1", "--model.drop_path_rate=0.05",
-        "--model.lr_schedule=cosine", "--model.warmup_epochs=1", "--model.warmup_lr_factor=0.1",
-        f"--model.lr={recipe.lr}", "--trainer.accelerator=cpu", "--trainer.precision=32-true",
-        f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--trainer.log_every_n_steps=5", f"--trainer.check_val_every_n_epoch={epochs}",
-        f"--trainer.default_root_dir={runs}", "--cam_images=null", "--prediction_grid=null", "--confusion_matrix=null",
-    ]  # fmt: skip
+        f"--seed_everything={seed}",
+        "--data=ImageFolderDataModule",
+        f"--data.data_dir={data}",
+        "--data.crop_pct=1.0",
+        "--data.scale=[0.8, 1.0]",
+        "--data.ratio=[0.9, 1.1]",
+        "--data.hflip=0.0",
+        "--data.interpolation=bilinear",
+        f"--data.batch_size={batch}",
+        "--data.num_workers=0",
+        "--data.persistent_workers=false",
+        f"--model.scaling.phi={recipe.phi}",
+        f"--model.scaling.resolution={recipe.resolution}",
+        "--model.bn_momentum=0.1",
+        "--model.drop_path_rate=0.05",
+        "--model.lr_schedule=cosine",
+        "--model.warmup_epochs=1",
+        "--model.warmup_lr_factor=0.1",
+        f"--model.lr={recipe.lr}",
+        "--trainer.accelerator=cpu",
+        "--trainer.precision=32-true",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.log_every_n_steps=5",
+        f"--trainer.check_val_every_n_epoch={epochs}",
+        f"--trainer.default_root_dir={runs}",
+        "--cam_images=null",
+        "--prediction_grid=null",
+        "--confusion_matrix=null",
+    ]
 
 
 def pretrain(source: Path, runs: Path, recipe: Recipe) -> Path:

@@ -62,12 +62,17 @@ def main() -> None:
             for _ in range(args.steps):
                 step(module, optimizer, images, targets, mode == "frozen")
             rates[mode].append(args.steps * args.batch / (time.perf_counter() - start))
-    print(f"{args.variant} {args.resolution}px batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {args.steps} steps")  # fmt: skip
+    print(
+        f"{args.variant} {args.resolution}px batch {args.batch}, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
     for mode in MODES:
         values = rates[mode]
-        print(f"{mode:7s} img/s: median {sorted(values)[len(values) // 2]:.1f} (rounds: "
-              + ", ".join(f"{v:.1f}" for v in values) + ")")  # fmt: skip
+        print(
+            f"{mode:7s} img/s: median {sorted(values)[len(values) // 2]:.1f} (rounds: "
+            + ", ".join(f"{v:.1f}" for v in values)
+            + ")"
+        )
     ratio = [f / g for f, g in zip(rates["frozen"], rates["full"], strict=True)]
     print(f"frozen / full: median {sorted(ratio)[len(ratio) // 2]:.2f}x")
 

@@ -68,8 +68,22 @@ VARIANT_KEYS = {
     "resolution": "--model.scaling.resolution",
 }
 CHANNELS_LAST_KEY = "--model.channels_last"
-COLUMNS = ["variant", "resolution", "batch", "precision", "memory_format", "mode", "path", "img_s_median",
-           "img_s_min", "img_s_max", "peak_mem_gib", "params", "ratio", "note"]  # fmt: skip
+COLUMNS = [
+    "variant",
+    "resolution",
+    "batch",
+    "precision",
+    "memory_format",
+    "mode",
+    "path",
+    "img_s_median",
+    "img_s_min",
+    "img_s_max",
+    "peak_mem_gib",
+    "params",
+    "ratio",
+    "note",
+]
 
 STEP_STARTS: list = []  # what StepClock records in the framework run (events or perf_counter times)
 
@@ -102,8 +116,11 @@ def step_seconds(marks: list, warmup: int) -> list[float]:
 
 
 def summary(seconds: list[float], batch: int) -> dict[str, float]:
-    return {"img_s_median": batch / statistics.median(seconds), "img_s_min": batch / max(seconds),
-            "img_s_max": batch / min(seconds)}  # fmt: skip
+    return {
+        "img_s_median": batch / statistics.median(seconds),
+        "img_s_min": batch / max(seconds),
+        "img_s_max": batch / min(seconds),
+    }
 
 
 def peak_gib(device: torch.device) -> float | str:
@@ -155,17 +172,25 @@ def framework(args, variant: str, resolution: int, batch: int, channels_last: bo
     STEP_STARTS.clear()
     run = Path(tempfile.mkdtemp(prefix=f"fit_{variant}_", dir=args.workdir))
     overrides = [
-        f"{VARIANT_KEYS['variant']}={variant}", f"{VARIANT_KEYS['dropout']}={official(variant).dropout}",
+        f"{VARIANT_KEYS['variant']}={variant}",
+        f"{VARIANT_KEYS['dropout']}={official(variant).dropout}",
         f"{CHANNELS_LAST_KEY}={str(channels_last).lower()}",
-        f"--data.init_args.data_dir={args.data}", "--data.init_args.download=false",
-        f"--data.init_args.val_size={VAL_SIZE}", f"--data.init_args.batch_size={batch}",
+        f"--data.init_args.data_dir={args.data}",
+        "--data.init_args.download=false",
+        f"--data.init_args.val_size={VAL_SIZE}",
+        f"--data.init_args.batch_size={batch}",
         f"--data.init_args.num_workers={args.workers}",
-        f"--trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}", f"--trainer.precision={args.precision}",
-        "--trainer.max_epochs=1", f"--trainer.limit_train_batches={args.warmup + args.steps + 1}",
-        "--trainer.limit_val_batches=1", "--trainer.num_sanity_val_steps=0", "--trainer.enable_model_summary=false",
-        f"--trainer.enable_progress_bar={str(args.progress_bar).lower()}", f"--trainer.default_root_dir={run}",
+        f"--trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
+        f"--trainer.precision={args.precision}",
+        "--trainer.max_epochs=1",
+        f"--trainer.limit_train_batches={args.warmup + args.steps + 1}",
+        "--trainer.limit_val_batches=1",
+        "--trainer.num_sanity_val_steps=0",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.enable_progress_bar={str(args.progress_bar).lower()}",
+        f"--trainer.default_root_dir={run}",
         '--trainer.callbacks+={"class_path": "__main__.StepClock"}',
-    ]  # fmt: skip
+    ]
     if resolution != official(variant).resolution:
         overrides.append(f"{VARIANT_KEYS['resolution']}={resolution}")
     if compiled:
@@ -183,10 +208,12 @@ def framework(args, variant: str, resolution: int, batch: int, channels_last: bo
 
 
 def environment(args) -> list[str]:
-    lines = [f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
-             f"command: {shlex.join([sys.executable, *sys.argv])}",
-             f"python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
-             f"timm {timm.__version__}, cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}"]  # fmt: skip
+    lines = [
+        f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"command: {shlex.join([sys.executable, *sys.argv])}",
+        f"python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
+        f"timm {timm.__version__}, cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}",
+    ]
     if args.device == "cuda":
         query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -244,8 +271,14 @@ def measure_pair(args, device: torch.device, variant: str, memory_format: str, c
         rows[path] = {**row, "peak_mem_gib": peak_gib(device)} if "img_s_median" in row else row
     if "img_s_median" in rows.get("framework", {}) and "img_s_median" in rows.get("bare", {}):
         rows["framework"]["ratio"] = rows["bare"]["img_s_median"] / rows["framework"]["img_s_median"]
-    fixed = {"variant": variant, "resolution": resolution, "batch": batch, "precision": args.precision,
-             "memory_format": memory_format, "mode": "compiled" if compiled else "eager"}  # fmt: skip
+    fixed = {
+        "variant": variant,
+        "resolution": resolution,
+        "batch": batch,
+        "precision": args.precision,
+        "memory_format": memory_format,
+        "mode": "compiled" if compiled else "eager",
+    }
     return {path: {**fixed, "path": path, **{k: round4(v) for k, v in row.items()}} for path, row in rows.items()}
 
 

@@ -67,7 +67,7 @@ def torchvision_pipeline(paths: list[Path], resolution: int, randaugment: bool) 
             "translate_const": int(resolution * 0.45),
             "img_mean": DEFAULT_FILL,
             "interpolation": Image.BICUBIC,
-        }  # fmt: skip  (what timm's create_transform passes)
+        }  # what timm's create_transform passes
         steps.append(rand_augment_transform(RANDAUGMENT, hparams))
     transform = T.Compose([*steps, T.ToTensor()])
 

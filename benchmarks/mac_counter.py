@@ -48,10 +48,14 @@ def main() -> None:
             print(f"MISMATCH {s}: arithmetic {counted.macs}, {counted.params}; FlopCounterMode {traced}")
     what = f"{len(scalings)} scalings (B0-B7 + {args.random} random, seed {args.seed})"
     print(f"{what}: {mismatches} differ in MACs or params")
-    print(f"meta build + FlopCounterMode: median {1e3 * statistics.median(traced_s):.1f} ms per model, "
-          f"total {sum(traced_s):.1f} s")  # fmt: skip
-    print(f"arithmetic (flops.cost):      median {1e3 * statistics.median(arithmetic_s):.3f} ms per model, "
-          f"total {sum(arithmetic_s):.3f} s")  # fmt: skip
+    print(
+        f"meta build + FlopCounterMode: median {1e3 * statistics.median(traced_s):.1f} ms per model, "
+        f"total {sum(traced_s):.1f} s"
+    )
+    print(
+        f"arithmetic (flops.cost):      median {1e3 * statistics.median(arithmetic_s):.3f} ms per model, "
+        f"total {sum(arithmetic_s):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def measure(variant: str, batch_size: int) -> None:
     before = resident("VmRSS")
     run(spec, setting)
     grown = resident("VmHWM") - before
-    print(f"{variant} batch {batch_size}: peak growth {grown / 2**30:.2f} GiB, estimate {expected / 2**30:.2f} GiB, "
-          f"ratio {grown / expected:.2f}")  # fmt: skip
+    print(
+        f"{variant} batch {batch_size}: peak growth {grown / 2**30:.2f} GiB, estimate {expected / 2**30:.2f} GiB, "
+        f"ratio {grown / expected:.2f}"
+    )
 
 
 def main() -> None:

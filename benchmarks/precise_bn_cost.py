@@ -63,12 +63,16 @@ def main() -> None:
     train = statistics.median(train_step() for _ in range(args.repeats))
     precise = statistics.median(recompute() for _ in range(args.repeats))
     print(f"{args.scaling} at {args.resolution} px, batch {args.batch}, {torch.get_num_threads()} threads")
-    print(f"train step: {1e3 * train:.2f} ms/image; precise BN (raw + EMA): {1e3 * precise:.2f} ms/image "
-          f"({precise / train:.2f}x a training image)")  # fmt: skip
+    print(
+        f"train step: {1e3 * train:.2f} ms/image; precise BN (raw + EMA): {1e3 * precise:.2f} ms/image "
+        f"({precise / train:.2f}x a training image)"
+    )
     for name, size in EPOCH_IMAGES.items():
         used = min(PRECISE_BN_IMAGES, size)
-        print(f"{name}: one recomputation over {used} images = {100 * used * precise / (size * train):.2f}% of an "
-              "epoch's training time")  # fmt: skip
+        print(
+            f"{name}: one recomputation over {used} images = {100 * used * precise / (size * train):.2f}% of an "
+            "epoch's training time"
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ def evaluate(unit: Path, num_images: int) -> float:
     with tempfile.TemporaryDirectory() as scratch:
         edited = Path(scratch) / "config.yaml"
         edited.write_text(yaml.safe_dump(saved))
-        args = ["--config", str(edited), f"--trainer.default_root_dir={scratch}/runs",
-                f"--checkpoint.dirpath={checkpoint.parent}"]  # fmt: skip
+        args = [
+            "--config",
+            str(edited),
+            f"--trainer.default_root_dir={scratch}/runs",
+            f"--checkpoint.dirpath={checkpoint.parent}",
+        ]
         typed = sys.argv
         sys.argv = [typed[0], *args]
         try:

@@ -262,18 +262,38 @@ def main() -> None:
         f"{torch.get_num_threads()}, ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', '(unset)')}, "
         f"capability {torch.backends.cpu.get_cpu_capability()}"
     )
-    columns = ["arm", "seed", "loss0", "logit std0", "last-epoch loss", "val top-1", "val EMA top-1",
-               "val top-1, BN recomputed", "body moved", "head moved", "sqrt(square_avg)", "grad"]  # fmt: skip
+    columns = [
+        "arm",
+        "seed",
+        "loss0",
+        "logit std0",
+        "last-epoch loss",
+        "val top-1",
+        "val EMA top-1",
+        "val top-1, BN recomputed",
+        "body moved",
+        "head moved",
+        "sqrt(square_avg)",
+        "grad",
+    ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for name in args.arms:
         arm = ARMS[name] if args.head is None else replace(ARMS[name], head=args.head)
         for seed in args.seeds:
             r = run(arm, seed, splits if arm.train_images == 128 else toy_data(arm.train_images))
-            cells = [f"{r['loss0']:.2f}", f"{r['logit_std0']:.2f}", f"{r['last_epoch_loss']:.3f}",
-                     f"{r['val_acc1']:.3f}", f"{r['val_ema_acc1']:.3f}", f"{r['val_acc1_precise_bn']:.3f}",
-                     f"{r['body_moved']:.4f}", f"{r['head_moved']:.3f}", f"{r['rms']:.3g}",
-                     f"{r['grad']:.2g}"]  # fmt: skip
+            cells = [
+                f"{r['loss0']:.2f}",
+                f"{r['logit_std0']:.2f}",
+                f"{r['last_epoch_loss']:.3f}",
+                f"{r['val_acc1']:.3f}",
+                f"{r['val_ema_acc1']:.3f}",
+                f"{r['val_acc1_precise_bn']:.3f}",
+                f"{r['body_moved']:.4f}",
+                f"{r['head_moved']:.3f}",
+                f"{r['rms']:.3g}",
+                f"{r['grad']:.2g}",
+            ]
             print(f"| {name} | {seed} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -23,8 +23,10 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--smoothing", type=float, default=0.1)
     args = parser.parse_args()
-    print("| arm | val loss after epoch 1, raw (seeds) | EMA | test top-1 (seeds) | mean ± sd | worst train loss "
-          "after warm-up | last-epoch train loss | trained |")  # fmt: skip
+    print(
+        "| arm | val loss after epoch 1, raw (seeds) | EMA | test top-1 (seeds) | mean ± sd | worst train loss "
+        "after warm-up | last-epoch train loss | trained |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for arm in sorted(p for p in args.study.iterdir() if p.is_dir() and list(p.glob("seed*"))):
         raw, ema, top1, worst, final, flags = [], [], [], [], [], []
@@ -40,17 +42,23 @@ def main() -> None:
             windows = [statistics.fmean(after[i : i + tr.WINDOW]) for i in range(len(after) - tr.WINDOW + 1)]
             worst.append(max(windows))
             last = max(raw_curves.train_epoch)
-            final.append(statistics.fmean(v for (_, v), e in zip(raw_curves.train_loss, raw_curves.train_epoch,
-                                                                   strict=True) if e == last))  # fmt: skip
+            final.append(
+                statistics.fmean(
+                    v for (_, v), e in zip(raw_curves.train_loss, raw_curves.train_epoch, strict=True) if e == last
+                )
+            )
             health = tr.judge(ema_curves, args.classes, args.smoothing, args.warmup_epochs)
             flags.append("yes" if health.trained else "no: " + "; ".join(health.reasons))
         if not top1:
             continue
-        spread = f"{100 * statistics.fmean(top1):.1f}" + (f" ± {100 * statistics.stdev(top1):.1f}" if len(top1) > 1
-                                                           else "")  # fmt: skip
-        print(f"| {arm.name} | {', '.join(f'{v:.3g}' for v in raw)} | {', '.join(f'{v:.3g}' for v in ema)} | "
-              f"{', '.join(f'{100 * v:.1f}' for v in top1)} | {spread} | {', '.join(f'{v:.2f}' for v in worst)} | "
-              f"{', '.join(f'{v:.2f}' for v in final)} | {' / '.join(flags)} |")  # fmt: skip
+        spread = f"{100 * statistics.fmean(top1):.1f}" + (
+            f" ± {100 * statistics.stdev(top1):.1f}" if len(top1) > 1 else ""
+        )
+        print(
+            f"| {arm.name} | {', '.join(f'{v:.3g}' for v in raw)} | {', '.join(f'{v:.3g}' for v in ema)} | "
+            f"{', '.join(f'{100 * v:.1f}' for v in top1)} | {spread} | {', '.join(f'{v:.2f}' for v in worst)} | "
+            f"{', '.join(f'{v:.2f}' for v in final)} | {' / '.join(flags)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,14 @@ def main() -> None:
     print(f"loader: {loader:,.0f} img/s ({args.workers} workers, batch {args.loader_batch}, uint8 32 px out)")
     print(f"{'variant':<8} {'px':>4} {'model train img/s':>18} {'loader img/s':>13} {'bound':>7}")
     setting = Setting(
-        batch_size=args.model_batch, device=args.device, steps=args.steps, warmup=1, source_size=CIFAR_SIZE,
-        num_classes=10, channels_last=args.device.startswith("cuda"),
-    )  # fmt: skip
+        batch_size=args.model_batch,
+        device=args.device,
+        steps=args.steps,
+        warmup=1,
+        source_size=CIFAR_SIZE,
+        num_classes=10,
+        channels_last=args.device.startswith("cuda"),
+    )
     for variant in args.variants:
         result = run(sc.ScalingSpec(variant=variant), setting)
         bound = "model" if result.train_img_s < loader else "loader"

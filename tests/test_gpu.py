@@ -144,12 +144,18 @@ def standins(tmp_path_factory: pytest.TempPathFactory):
 
 def fit_args(config: str, data: Path, runs: Path, *extra: str) -> list[str]:
     return [
-        "fit", "--config", str(CONFIGS / f"{config}.yaml"),
-        f"--data.init_args.data_dir={data}", "--data.init_args.download=false",
-        f"--data.init_args.val_size={VAL_SIZE}", f"--data.init_args.batch_size={BATCH}",
-        "--data.init_args.num_workers=4", f"--trainer.default_root_dir={runs}",
-        "--trainer.enable_progress_bar=false", *extra,
-    ]  # fmt: skip
+        "fit",
+        "--config",
+        str(CONFIGS / f"{config}.yaml"),
+        f"--data.init_args.data_dir={data}",
+        "--data.init_args.download=false",
+        f"--data.init_args.val_size={VAL_SIZE}",
+        f"--data.init_args.batch_size={BATCH}",
+        "--data.init_args.num_workers=4",
+        f"--trainer.default_root_dir={runs}",
+        "--trainer.enable_progress_bar=false",
+        *extra,
+    ]
 
 
 def fit(*args: str) -> int:
@@ -201,8 +207,16 @@ def max_difference(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) 
 def test_recipe_config_trains_in_bf16_channels_last_at_native_resolution(standins, config):
     runs, report_path = standins["root"] / f"runs_{config}", standins["root"] / f"probe_{config}.json"
     started = time.monotonic()
-    rc = fit(*fit_args(config, standins["data"], runs, f"--trainer.max_epochs={EPOCHS}",
-                       "--trainer.log_every_n_steps=10", probe(report_path)))  # fmt: skip
+    rc = fit(
+        *fit_args(
+            config,
+            standins["data"],
+            runs,
+            f"--trainer.max_epochs={EPOCHS}",
+            "--trainer.log_every_n_steps=10",
+            probe(report_path),
+        )
+    )
     assert rc == 0
     seen = json.loads(report_path.read_text())
     assert seen["precision"] == "bf16-mixed"
@@ -214,9 +228,18 @@ def test_recipe_config_trains_in_bf16_channels_last_at_native_resolution(standin
     metrics = series(the_run(runs))
     losses = [value for _, value in metrics["train/loss"]]
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
-    report({"check": "fit", "config": config, "steps": seen["last_step"], "seconds": time.monotonic() - started,
-            "train_loss_first": first, "train_loss_last": last, "val_acc1": metrics["val/acc1"][-1][1],
-            "val_ema_acc1": metrics["val_ema/acc1"][-1][1]})  # fmt: skip
+    report(
+        {
+            "check": "fit",
+            "config": config,
+            "steps": seen["last_step"],
+            "seconds": time.monotonic() - started,
+            "train_loss_first": first,
+            "train_loss_last": last,
+            "val_acc1": metrics["val/acc1"][-1][1],
+            "val_ema_acc1": metrics["val_ema/acc1"][-1][1],
+        }
+    )
     assert seen["last_step"] >= 250  # EPOCHS x 43 steps = 301: arithmetic, not a measured bound
     assert last < LOSS_DROP * first  # label smoothing 0.1 keeps the floor near 0.5; it starts near ln 10 = 2.3
     for tag in ("val/acc1", "val_ema/acc1"):  # raw and EMA validation, after every epoch
@@ -231,8 +254,12 @@ def resume_runs(request, standins) -> dict:
     with `trainer.deterministic` true (the issue's exact-resume check) or false (the configs' default)."""
     deterministic = request.param
     root = standins["root"] / f"resume_{'det' if deterministic else 'default'}"
-    common = ["--trainer.max_epochs=2", f"--trainer.limit_train_batches={RESUME_STEPS}",
-              "--trainer.limit_val_batches=2", f"--trainer.deterministic={str(deterministic).lower()}"]  # fmt: skip
+    common = [
+        "--trainer.max_epochs=2",
+        f"--trainer.limit_train_batches={RESUME_STEPS}",
+        "--trainer.limit_val_batches=2",
+        f"--trainer.deterministic={str(deterministic).lower()}",
+    ]
 
     def run(runs: Path, *extra: str) -> int:
         return fit(*fit_args("b0_cifar", standins["data"], runs, *common, *extra))
@@ -243,9 +270,14 @@ def resume_runs(request, standins) -> dict:
     stopped = run(root / "runs", callback(SigtermAt, step=SIGTERM_AT), probe(root / "stopped.json"))
     at_stop = load_last(root / "runs")
     resumed = run(root / "runs", "--ckpt_path", "last", probe(root / "resumed.json"))
-    return {"root": root, "deterministic": deterministic, "rc": (straight, again, stopped, resumed),
-            "at_stop": at_stop, "stopped": json.loads((root / "stopped.json").read_text()),
-            "resumed": json.loads((root / "resumed.json").read_text())}  # fmt: skip
+    return {
+        "root": root,
+        "deterministic": deterministic,
+        "rc": (straight, again, stopped, resumed),
+        "at_stop": at_stop,
+        "stopped": json.loads((root / "stopped.json").read_text()),
+        "resumed": json.loads((root / "resumed.json").read_text()),
+    }
 
 
 def test_sigterm_mid_epoch_then_ckpt_path_last_continues_at_that_step(resume_runs):
@@ -266,22 +298,41 @@ def test_exact_resume_on_the_gpu(resume_runs):
     straight, resumed = root / "straight", root / "runs"
     assert load_last(straight)["global_step"] == load_last(resumed)["global_step"] == 2 * RESUME_STEPS
     worst = max_difference(comparable(resumed), comparable(straight))
-    noise = 0.0 if resume_runs["deterministic"] else max_difference(comparable(root / "straight_again"),
-                                                                     comparable(straight))  # fmt: skip
+    noise = (
+        0.0
+        if resume_runs["deterministic"]
+        else max_difference(comparable(root / "straight_again"), comparable(straight))
+    )
     bound = max(TOLERANCE, NOISE_FACTOR * noise)
-    report({"check": "exact_resume", "deterministic": resume_runs["deterministic"], "max_abs_diff": worst,
-            "straight_vs_straight": noise, "bound": bound})  # fmt: skip
+    report(
+        {
+            "check": "exact_resume",
+            "deterministic": resume_runs["deterministic"],
+            "max_abs_diff": worst,
+            "straight_vs_straight": noise,
+            "bound": bound,
+        }
+    )
     assert worst <= bound, f"resume differs by {worst:.3g}; two straight runs by {noise:.3g}"
 
 
 def test_ddp_with_one_device_starts_nccl_and_a_distributed_sampler(standins):
     """`strategy: ddp` with `devices: 1`, through the console script (a real process group start-up)."""
     runs, report_path = standins["root"] / "runs_ddp", standins["root"] / "probe_ddp.json"
-    args = fit_args("b0_cifar", standins["data"], runs, "--trainer.strategy=ddp", "--trainer.devices=1",
-                    "--trainer.max_epochs=1", f"--trainer.limit_train_batches={RESUME_STEPS}",
-                    "--trainer.limit_val_batches=2", probe(report_path))  # fmt: skip
-    done = subprocess.run([EFFNET, *args], env=standins["env"], cwd=standins["root"], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    args = fit_args(
+        "b0_cifar",
+        standins["data"],
+        runs,
+        "--trainer.strategy=ddp",
+        "--trainer.devices=1",
+        "--trainer.max_epochs=1",
+        f"--trainer.limit_train_batches={RESUME_STEPS}",
+        "--trainer.limit_val_batches=2",
+        probe(report_path),
+    )
+    done = subprocess.run(
+        [EFFNET, *args], env=standins["env"], cwd=standins["root"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(report_path.read_text())
     assert seen["distributed"] and seen["backend"] == "nccl" and seen["world_size"] == 1

@@ -41,8 +41,9 @@ def test_candidate_sides_are_the_network_s_own(network, resolution) -> None:
     assert output_sides(network, [c.name for c in candidates], resolution) == {c.name: c.side for c in candidates}
 
 
-@pytest.mark.parametrize(("resolution", "expected"), [(32, CamLayer("blocks.1", 8)), (224, CamLayer("bn2", 7)),
-                                                      (8, CamLayer("blocks.0", 4))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("resolution", "expected"), [(32, CamLayer("blocks.1", 8)), (224, CamLayer("bn2", 7)), (8, CamLayer("blocks.0", 4))]
+)
 def test_default_layer_is_the_deepest_at_least_7x7(network, resolution, expected) -> None:
     """32 px: blocks.1 (8x8; bn2 is 1x1); 224 px: bn2 (7x7), the usual Grad-CAM layer; below 14 px no stage
     reaches 7x7 and the largest map is taken."""

@@ -78,9 +78,13 @@ def test_a_stop_before_the_validation_ended_resumes_into_that_validation(
     def fit(callbacks: list[pl.Callback], ckpt_path: Path | None = None) -> list[int]:
         validations = Validations()
         trainer = make_trainer(
-            tmp_path, [validations, *callbacks, LastCheckpoint(every_minutes=0)], enable_checkpointing=True,
-            max_epochs=1, limit_val_batches=1, val_check_interval=val_check_interval,
-        )  # fmt: skip
+            tmp_path,
+            [validations, *callbacks, LastCheckpoint(every_minutes=0)],
+            enable_checkpointing=True,
+            max_epochs=1,
+            limit_val_batches=1,
+            val_check_interval=val_check_interval,
+        )
         trainer.fit(TinyClassifier(), image_loader(8, 2), image_loader(2, 2), ckpt_path=ckpt_path)
         return validations.steps
 

@@ -22,10 +22,15 @@ def test_fit_logs_images_and_flops_per_second_and_the_summary_counts_flops(
 ) -> None:
     runs = tmp_path / "runs"
     args = debug_args(
-        cifar10_module, runs, "--trainer.callbacks+=effnet_lightning.callbacks.ImageThroughputMonitor",
-        "--trainer.callbacks.window_size=2", "--trainer.log_every_n_steps=1", "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=4", "--trainer.enable_model_summary=true",
-    )  # fmt: skip
+        cifar10_module,
+        runs,
+        "--trainer.callbacks+=effnet_lightning.callbacks.ImageThroughputMonitor",
+        "--trainer.callbacks.window_size=2",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=4",
+        "--trainer.enable_model_summary=true",
+    )
     done = effnet(capfd, "fit", *args)
     assert done.returncode == 0, done.stderr
     logged = scalars(runs / "version_0")

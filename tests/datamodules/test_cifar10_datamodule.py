@@ -175,9 +175,16 @@ def test_cli_links_the_run_seed_into_the_data_order(cifar10_root: Path, tmp_path
     """`seed_everything` (an int, or the one drawn for `true`) seeds the training order: no environment variable."""
     from effnet_lightning.assembly.lightning_cli import EffnetCLI
 
-    args = ["--data=CIFAR10DataModule", f"--data.data_dir={cifar10_root}", "--data.val_size=100",
-            "--model.scaling.phi=-4", "--model.scaling.resolution=32", f"--seed_everything={seed}",
-            f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"]  # fmt: skip
+    args = [
+        "--data=CIFAR10DataModule",
+        f"--data.data_dir={cifar10_root}",
+        "--data.val_size=100",
+        "--model.scaling.phi=-4",
+        "--model.scaling.resolution=32",
+        f"--seed_everything={seed}",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",
+    ]
     cli = EffnetCLI(args=args, run=False)
     assert isinstance(cli.config.seed_everything, int) and cli.datamodule.seed == cli.config.seed_everything
     assert seed == "true" or cli.datamodule.seed == 7

@@ -281,12 +281,24 @@ def test_effnet_fit_learns_the_classes(
 
     runs = tmp_path / "runs"
     returncode = main(
-        ["fit", "--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16",
-         "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--model.bn_momentum=0.5",
-         "--model.optimizer=adamw", "--model.lr=0.05", f"--trainer.max_epochs={EPOCHS}", "--trainer.accelerator=cpu",
-         f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
-         f"--seed_everything={learning_seed()}"]
-    )  # fmt: skip
+        [
+            "fit",
+            "--data=ImageNetDataModule",
+            f"--data.data_dir={tree.root}",
+            "--data.batch_size=16",
+            "--data.num_workers=0",
+            "--model.scaling.phi=-4",
+            "--model.scaling.resolution=32",
+            "--model.bn_momentum=0.5",
+            "--model.optimizer=adamw",
+            "--model.lr=0.05",
+            f"--trainer.max_epochs={EPOCHS}",
+            "--trainer.accelerator=cpu",
+            f"--trainer.default_root_dir={runs}",
+            "--trainer.enable_progress_bar=false",
+            f"--seed_everything={learning_seed()}",
+        ]
+    )
     assert returncode == 0
     warned, logged = [str(w.message) for w in recwarn], capfd.readouterr().err
     assert any(f"Skipped unreadable image {tree.truncated}" in m for m in warned)  # raised where images are read
@@ -309,10 +321,20 @@ def test_a_folder_run_resumes_with_its_own_config(tree: Tree, tmp_path: Path) ->
     from effnet_lightning.cli import main
 
     runs = tmp_path / "runs"
-    args = ["--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=16", "--data.num_workers=0",
-            "--data.scale=[0.5, 1.0]", "--model.scaling.phi=-4", "--model.scaling.resolution=32",
-            "--trainer.accelerator=cpu", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
-            f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = [
+        "--data=ImageNetDataModule",
+        f"--data.data_dir={tree.root}",
+        "--data.batch_size=16",
+        "--data.num_workers=0",
+        "--data.scale=[0.5, 1.0]",
+        "--model.scaling.phi=-4",
+        "--model.scaling.resolution=32",
+        "--trainer.accelerator=cpu",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={runs}",
+        "--trainer.enable_progress_bar=false",
+    ]
     assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0
     assert main(["fit", *args, "--trainer.max_epochs=2", "--ckpt_path=last"]) == 0
     checkpoint = load_checkpoint(runs / "version_0" / "checkpoints" / "last.ckpt")
@@ -329,8 +351,18 @@ def test_imagenet_configs_parse(variant: str, capsys: pytest.CaptureFixture) -> 
     code = main(["fit", "--config", str(config), "--print_config"])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    for line in (f"variant: {variant}", "optimizer: rmsproptf", "lr: 0.016", "weight_decay: 1.0e-05",
-                 "label_smoothing: 0.1", "bn_momentum: 0.01", "bn_eps: 0.001", "drop_path_rate: 0.2",
-                 "class_path: effnet_lightning.datamodules.imagenet.ImageNetDataModule", "crop_pct: null",
-                 "precision: auto", "max_epochs: 350"):  # fmt: skip
+    for line in (
+        f"variant: {variant}",
+        "optimizer: rmsproptf",
+        "lr: 0.016",
+        "weight_decay: 1.0e-05",
+        "label_smoothing: 0.1",
+        "bn_momentum: 0.01",
+        "bn_eps: 0.001",
+        "drop_path_rate: 0.2",
+        "class_path: effnet_lightning.datamodules.imagenet.ImageNetDataModule",
+        "crop_pct: null",
+        "precision: auto",
+        "max_epochs: 350",
+    ):
         assert line in printed

@@ -58,9 +58,22 @@ def test_parses_timm_strings(config: str, expected: RandAugmentConfig) -> None:
 
 
 @pytest.mark.parametrize(
-    "config", ["", "rand-", "randaugment", "auto-m9", "rand-m9-n2-x1", "rand-m9-m5", "rand-n2.5", "rand-m11",
-               "rand-p2", "rand-n0", "rand-inc2", "rand m9"],
-)  # fmt: skip
+    "config",
+    [
+        "",
+        "rand-",
+        "randaugment",
+        "auto-m9",
+        "rand-m9-n2-x1",
+        "rand-m9-m5",
+        "rand-n2.5",
+        "rand-m11",
+        "rand-p2",
+        "rand-n0",
+        "rand-inc2",
+        "rand m9",
+    ],
+)
 def test_malformed_strings_raise_a_sentence(config: str) -> None:
     with pytest.raises(ValueError, match=rf"randaugment '{config}' is not a RandAugment string like 'rand-m9-n2'"):
         parse_randaugment(config)
@@ -102,9 +115,20 @@ def test_magnitude_std_jitters_and_increasing_variants() -> None:
 def test_each_op_matches_timm_pil_op(name: str) -> None:
     """Same argument, same result as timm's PIL implementation, to within JPEG-noise level differences."""
     pixels = image(96, 128)
-    args = {"Rotate": 20.0, "Posterize": 3, "Solarize": 200, "SolarizeAdd": 99, "Color": 1.7, "Contrast": 0.4,
-            "Brightness": 1.5, "Sharpness": 1.8, "ShearX": 0.2, "ShearY": -0.2, "TranslateXRel": 0.3,
-            "TranslateYRel": -0.3}  # fmt: skip
+    args = {
+        "Rotate": 20.0,
+        "Posterize": 3,
+        "Solarize": 200,
+        "SolarizeAdd": 99,
+        "Color": 1.7,
+        "Contrast": 0.4,
+        "Brightness": 1.5,
+        "Sharpness": 1.8,
+        "ShearX": 0.2,
+        "ShearY": -0.2,
+        "TranslateXRel": 0.3,
+        "TranslateYRel": -0.3,
+    }
     timm_fn = re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()  # ShearX -> shear_x, TranslateXRel -> translate_x_rel
     arg = args.get(name)
     reference = getattr(timm_aa, timm_fn)(

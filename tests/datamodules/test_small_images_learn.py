@@ -56,14 +56,25 @@ def test_small_pngs_learn_and_eval_tracks_train(
     write_folder(tmp_path / "shapes", seed)
     runs = tmp_path / "runs"
     common = [
-        "--data=ImageFolderDataModule", f"--data.data_dir={tmp_path / 'shapes'}", "--data.batch_size=16",
-        "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32",
-        "--trainer.accelerator=cpu", f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
-    ]  # fmt: skip
+        "--data=ImageFolderDataModule",
+        f"--data.data_dir={tmp_path / 'shapes'}",
+        "--data.batch_size=16",
+        "--data.num_workers=0",
+        "--model.scaling.phi=-4",
+        "--model.scaling.resolution=32",
+        "--trainer.accelerator=cpu",
+        f"--trainer.default_root_dir={runs}",
+        "--trainer.enable_progress_bar=false",
+    ]
     fit = [
-        "--model.optimizer=adamw", "--model.lr=0.05", "--model.bn_momentum=0.5", "--model.warmup_epochs=0.5",
-        f"--trainer.max_epochs={EPOCHS}", "--trainer.log_every_n_steps=1", f"--seed_everything={seed}",
-    ]  # fmt: skip
+        "--model.optimizer=adamw",
+        "--model.lr=0.05",
+        "--model.bn_momentum=0.5",
+        "--model.warmup_epochs=0.5",
+        f"--trainer.max_epochs={EPOCHS}",
+        "--trainer.log_every_n_steps=1",
+        f"--seed_everything={seed}",
+    ]
     done = effnet(capfd, "fit", *common, *fit)
     assert done.returncode == 0, done.stderr[-3000:]
     run = runs / "version_0"

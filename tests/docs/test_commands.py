@@ -36,10 +36,26 @@ from effnet_lightning.tools import benchmark
 GUIDE = ROOT / "docs" / "datamodules.md"
 GUIDE_FILES = re.compile(r"# (\S+\.(?:py|yaml)):")  # the guide's file blocks start with `# name.py: ...`
 TRAINING = ("fit", "validate", "test", "predict")
-GPU_CONFIGS = {"b0_cifar", "b1_cifar", "b3_cifar", "b0_imagenet", "b3_imagenet", "b7_imagenet", "family_cifar",
-               "table7_cifar", "b0_cifar_transfer"}  # fmt: skip  # precision auto/bf16 at 224-600 px: meant for a GPU
-CIFAR_CONFIGS = {"cifar_debug", "b0_cifar", "b1_cifar", "b3_cifar", "family_cifar", "table7_cifar",
-                 "b0_cifar_transfer"}  # fmt: skip  # download: true
+GPU_CONFIGS = {
+    "b0_cifar",
+    "b1_cifar",
+    "b3_cifar",
+    "b0_imagenet",
+    "b3_imagenet",
+    "b7_imagenet",
+    "family_cifar",
+    "table7_cifar",
+    "b0_cifar_transfer",
+}  # precision auto/bf16 at 224-600 px: meant for a GPU
+CIFAR_CONFIGS = {
+    "cifar_debug",
+    "b0_cifar",
+    "b1_cifar",
+    "b3_cifar",
+    "family_cifar",
+    "table7_cifar",
+    "b0_cifar_transfer",
+}  # download: true
 IMAGENET_CONFIGS = {"b0_imagenet", "b3_imagenet", "b7_imagenet"}
 SYNOPSIS = re.compile(r"\.\.\.|\||\[|<|(?<![\w.=-])[A-Z][A-Z_]*(?![\w])|\b[A-Z]\.ckpt")
 SHELL_VARIABLE = re.compile(r"\$\{?(\w+)(\[@\])?\}?")

@@ -88,8 +88,11 @@ def test_resolution_picks_the_nearest_achievable_side_of_a_stride_step() -> None
 def test_compound_solve_of_its_own_budget_returns_phi_1(b0_budget: int) -> None:
     solution = solve(b0_budget, "compound", B0)
     assert solution.deviation == 0.0
-    assert (solution.depth, solution.width, solution.resolution) == (pytest.approx(1.2, rel=0.02),
-                                                                     pytest.approx(1.1, rel=0.02), 256)  # fmt: skip
+    assert (solution.depth, solution.width, solution.resolution) == (
+        pytest.approx(1.2, rel=0.02),
+        pytest.approx(1.1, rel=0.02),
+        256,
+    )
 
 
 def test_params_target_on_a_tiny_base() -> None:
@@ -137,8 +140,9 @@ def test_parse_count() -> None:
 def test_cli_prints_what_solve_returns(capfd: pytest.CaptureFixture) -> None:
     base = sc.ScalingSpec(phi=-2.0)  # what `effnet scale --phi -2` means: 168 px
     target = compound_target(base)
-    done = effnet(capfd, "scale", "--phi", "-2", "--target-macs", str(target), "--scale", "width", "compound",
-                  "--format", "csv")  # fmt: skip
+    done = effnet(
+        capfd, "scale", "--phi", "-2", "--target-macs", str(target), "--scale", "width", "compound", "--format", "csv"
+    )
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [r["scale"] for r in rows] == ["width", "compound"]

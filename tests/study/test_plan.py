@@ -53,8 +53,11 @@ def test_grid_points_cost_twice_the_base_and_build_different_networks() -> None:
 def test_phi_one_from_b0_is_the_same_network_as_everywhere_else() -> None:
     (arm,) = planning.family(B0, phis=[1.0]).arms
     rule = sc.ScalingSpec(phi=1.0).resolve()
-    assert (arm.depth, arm.width, arm.resolution) == (rule.depth, rule.width, rule.resolution) == (
-        pytest.approx(1.2), pytest.approx(1.1), 256)  # fmt: skip
+    assert (
+        (arm.depth, arm.width, arm.resolution)
+        == (rule.depth, rule.width, rule.resolution)
+        == (pytest.approx(1.2), pytest.approx(1.1), 256)
+    )
 
 
 def test_variants_scale_a_small_base_in_proportion() -> None:

@@ -27,13 +27,28 @@ def tiny(data_dir: Path, runs: Path, *extra: str) -> list[str]:
     precise BN over one batch, no sanity check and no fit-end pictures (a study test checks what a unit records,
     not what it learns)."""
     return [
-        "--config", str(DEBUG_CONFIG), f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false",
-        "--data.init_args.num_workers=0", "--data.init_args.val_size=64", "--data.init_args.batch_size=32",
-        f"--trainer.default_root_dir={runs}", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-        "--trainer.limit_test_batches=1", "--trainer.num_sanity_val_steps=0", "--trainer.max_epochs=1",
-        "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1", "--cam_images=null",
-        "--prediction_grid=null", "--confusion_matrix=null", "--precise_bn.num_images=32", "--bench-steps=1", *extra,
-    ]  # fmt: skip
+        "--config",
+        str(DEBUG_CONFIG),
+        f"--data.init_args.data_dir={data_dir}",
+        "--data.init_args.download=false",
+        "--data.init_args.num_workers=0",
+        "--data.init_args.val_size=64",
+        "--data.init_args.batch_size=32",
+        f"--trainer.default_root_dir={runs}",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.num_sanity_val_steps=0",
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.log_every_n_steps=1",
+        "--cam_images=null",
+        "--prediction_grid=null",
+        "--confusion_matrix=null",
+        "--precise_bn.num_images=32",
+        "--bench-steps=1",
+        *extra,
+    ]
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -62,8 +77,17 @@ def test_every_arm_lands_within_one_percent_of_the_budget(table7: tuple[Path, li
         assert abs(float(row["macs_deviation"])) <= MATCH
     plan = read(folder / "plan.csv")
     assert [p["arm"] for p in plan] == [r["arm"] for r in rows]
-    assert list(plan[0])[:9] == ["arm", "depth", "width", "resolution", "params", "macs", "target_macs",
-                                 "macs_deviation", "activations"]  # fmt: skip
+    assert list(plan[0])[:9] == [
+        "arm",
+        "depth",
+        "width",
+        "resolution",
+        "params",
+        "macs",
+        "target_macs",
+        "macs_deviation",
+        "activations",
+    ]
 
 
 def test_every_unit_is_evaluated_on_the_test_split(table7: tuple[Path, list[str]]) -> None:
@@ -175,8 +199,16 @@ def test_require_test_refuses_a_datamodule_without_a_test_split(tmp_path: Path, 
     previous = tmp_path / "runs" / "study-family" / "keep.txt"
     previous.parent.mkdir(parents=True)
     previous.write_text("from an earlier study\n")
-    args = ["study", "family", "--phi", "0", "--require-test", "--config", str(tmp_path / "folder.yaml"),
-            f"--trainer.default_root_dir={tmp_path / 'runs'}"]  # fmt: skip
+    args = [
+        "study",
+        "family",
+        "--phi",
+        "0",
+        "--require-test",
+        "--config",
+        str(tmp_path / "folder.yaml"),
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+    ]
     done = effnet(capfd, *args)
     assert done.returncode == 2 and "has no test split" in done.stderr and len(error_lines(done.stderr)) == 1
     assert previous.read_text() == "from an earlier study\n"  # nothing deleted
@@ -194,15 +226,27 @@ def test_dry_runs_plan_without_training(cifar10_module: Path, tmp_path: Path, ca
 
     b0 = Path(DEBUG_CONFIG).with_name("b0_cifar.yaml")
     runs = tmp_path / "b0"
-    done = effnet(capfd, "study", "family", "--phi", "1", "--dry-run", "--config", str(b0), "--bench-steps=0",
-                  f"--data.init_args.data_dir={cifar10_module}", "--data.init_args.download=false",
-                  f"--trainer.default_root_dir={runs}")  # fmt: skip
+    done = effnet(
+        capfd,
+        "study",
+        "family",
+        "--phi",
+        "1",
+        "--dry-run",
+        "--config",
+        str(b0),
+        "--bench-steps=0",
+        f"--data.init_args.data_dir={cifar10_module}",
+        "--data.init_args.download=false",
+        f"--trainer.default_root_dir={runs}",
+    )
     assert done.returncode == 0, done.stderr
     (arm,) = read(runs / "study-family" / "plan.csv")
     scale = effnet(capfd, "scale", "--phi", "1", "--format", "csv")
     (row,) = csv.DictReader(scale.stdout.splitlines())
-    fit = effnet(capfd, "fit", "--config", str(b0), "--model.scaling.variant=null", "--model.scaling.phi=1",
-                 "--print_config")  # fmt: skip
+    fit = effnet(
+        capfd, "fit", "--config", str(b0), "--model.scaling.variant=null", "--model.scaling.phi=1", "--print_config"
+    )
     resolution = sc.ScalingSpec(**yaml.safe_load(fit.stdout)["model"]["scaling"]).resolve().resolution
     assert arm["resolution"] == row["resolution"] == str(resolution) == "256"
 
@@ -269,9 +313,15 @@ def test_an_interrupted_unit_resumes_from_its_last_checkpoint(
     args = ["study", "family", "--phi", "0", "--seeds=1", *tiny(cifar10_module, tmp_path), "--trainer.max_epochs=2"]
     unit = tmp_path / "study-family" / "phi0" / "seed0"
     base = sc.ScalingSpec(phi=-4.0, resolution=32).resolve()
-    stopped = ["fit", *tiny(cifar10_module, unit)[:-1], "--model.scaling.phi=null", "--seed_everything=42",
-               f"--model.scaling.depth={base.depth!r}", f"--model.scaling.width={base.width!r}",
-               "--model.scaling.resolution=32"]  # fmt: skip
+    stopped = [
+        "fit",
+        *tiny(cifar10_module, unit)[:-1],
+        "--model.scaling.phi=null",
+        "--seed_everything=42",
+        f"--model.scaling.depth={base.depth!r}",
+        f"--model.scaling.width={base.width!r}",
+        "--model.scaling.resolution=32",
+    ]
     assert effnet_lightning.cli.main(stopped) == 0
     assert (unit / "version_0" / "checkpoints" / "last.ckpt").is_file()
     done = effnet(capfd, *args)
@@ -334,8 +384,18 @@ def test_devices_unit_runs_as_its_own_process(
     monkeypatch.setenv("PYTHONPATH", cifar10_env["PYTHONPATH"])  # the stand-ins' checksums, in the child too
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # cifar10_env also lets this process, which evaluates, read them
     runs = tmp_path / "runs"
-    done = effnet(capfd, "study", "family", "--phi", "0", "--seeds=1", "--devices", "2",
-                  *tiny(tmp_path / "cifar10", runs), "--bench-steps=0")  # fmt: skip
+    done = effnet(
+        capfd,
+        "study",
+        "family",
+        "--phi",
+        "0",
+        "--seeds=1",
+        "--devices",
+        "2",
+        *tiny(tmp_path / "cifar10", runs),
+        "--bench-steps=0",
+    )
     assert done.returncode == 0, done.stderr
     assert "phi0 seed 42 on the CPU (parallel slot 0; no GPU here)" in done.stderr  # no GPU in the tests
     (row,) = read(runs / "study-family" / "results.csv")
@@ -350,8 +410,9 @@ def test_submitit_local_executor_runs_evaluates_and_measures_each_unit(
     monkeypatch.setenv("PYTHONPATH", cifar10_env["PYTHONPATH"])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     runs = tmp_path / "runs"
-    done = effnet(capfd, "study", "family", "--phi", "0", "--seeds=1", "--launcher", "local",
-                  *tiny(tmp_path / "cifar10", runs))  # fmt: skip
+    done = effnet(
+        capfd, "study", "family", "--phi", "0", "--seeds=1", "--launcher", "local", *tiny(tmp_path / "cifar10", runs)
+    )
     assert done.returncode == 0, done.stderr
     assert "phi0 seed 42: submitit job" in done.stderr
     (row,) = read(runs / "study-family" / "results.csv")

@@ -108,4 +108,7 @@ def test_a_table7_verdict_on_fixed_numbers() -> None:
     )
     assert lines[2].endswith("compound is worse than resolution-only scaling at this budget.")
     assert [(c.arm, c.versus, c.significant) for c in comparisons[:3]] == [
-        ("compound", "depth", True), ("compound", "width", False), ("compound", "resolution", True)]  # fmt: skip
+        ("compound", "depth", True),
+        ("compound", "width", False),
+        ("compound", "resolution", True),
+    ]

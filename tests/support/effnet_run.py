@@ -49,12 +49,20 @@ def debug_args(data_dir: Path, runs: Path, *extra: str) -> list[str]:
     """configs/cifar_debug.yaml on the CIFAR-10 stand-ins: 15 steps per epoch, 4 validation batches, precise BN
     over 2 batches (by default it would read the whole stand-in training split before every validation), no bar."""
     return [
-        "--config", str(DEBUG_CONFIG),
-        f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false",
-        "--data.init_args.num_workers=0", "--data.init_args.val_size=100", "--data.init_args.batch_size=32",
-        f"--trainer.default_root_dir={runs}", f"--trainer.limit_train_batches={STEPS_PER_EPOCH}",
-        "--trainer.limit_val_batches=4", "--precise_bn.num_images=64", "--trainer.enable_progress_bar=false", *extra,
-    ]  # fmt: skip
+        "--config",
+        str(DEBUG_CONFIG),
+        f"--data.init_args.data_dir={data_dir}",
+        "--data.init_args.download=false",
+        "--data.init_args.num_workers=0",
+        "--data.init_args.val_size=100",
+        "--data.init_args.batch_size=32",
+        f"--trainer.default_root_dir={runs}",
+        f"--trainer.limit_train_batches={STEPS_PER_EPOCH}",
+        "--trainer.limit_val_batches=4",
+        "--precise_bn.num_images=64",
+        "--trainer.enable_progress_bar=false",
+        *extra,
+    ]
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:

@@ -83,8 +83,16 @@ def test_cam_layer_option(two_checkpoints, tmp_path, capfd) -> None:
     for layer in (None, "blocks.2"):
         out = tmp_path / str(layer)
         options = [f"--layer={layer}"] if layer else []
-        done = effnet(capfd, "cam", f"--ckpt_path={two_checkpoints[0]}", "--images", str(image), *options,
-                      f"--output={out}", "--cell_px=160")  # fmt: skip
+        done = effnet(
+            capfd,
+            "cam",
+            f"--ckpt_path={two_checkpoints[0]}",
+            "--images",
+            str(image),
+            *options,
+            f"--output={out}",
+            "--cell_px=160",
+        )
         assert done.returncode == 0, done.stderr
         grids[layer] = np.asarray(Image.open(out / "cam.png"))
     run_line = slice(0, LINE_PX)

@@ -108,8 +108,10 @@ def test_frozen_epoch_keeps_backbone_then_all_train_and_resume_is_exact(setting,
     assert stopped["global_step"] == 3  # in the frozen epoch
     assert backbone_difference(stopped["current_model_state"], pretrained) == 0  # raw weights and BN statistics
     assert backbone_difference(stopped["state_dict"], pretrained) == 0  # EMA weights
-    assert not torch.equal(stopped["current_model_state"]["model.classifier.weight"],
-                           checkpoint(straight)["current_model_state"]["model.classifier.weight"])  # fmt: skip
+    assert not torch.equal(
+        stopped["current_model_state"]["model.classifier.weight"],
+        checkpoint(straight)["current_model_state"]["model.classifier.weight"],
+    )
 
     again = config(root, tmp_path / "runs", seed=123)  # another seed: everything comes from the checkpoint
     assert main(["fit", "--config", str(again), "--ckpt_path", str(run)]) == 0

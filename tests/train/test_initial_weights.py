@@ -57,7 +57,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, torch.Te
                 "crop_pct": 1.0,
                 "crop_mode": "center",
             },
-        },  # fmt: skip
+        },
         folder / "run.ckpt",
     )
     export(str(folder / "run.ckpt"), str(folder / "export" / "model.safetensors"))
@@ -150,10 +150,15 @@ def effnet_capfd_args(tmp_path: Path, capfd: pytest.CaptureFixture):
     from effnet_run import effnet
 
     return effnet(
-        capfd, "fit", "--data=CIFAR10DataModule", f"--data.data_dir={tmp_path}", "--data.download=false",
-        "--model.scaling.phi=-4", f"--model.init={tmp_path / 'gone.safetensors'}",
+        capfd,
+        "fit",
+        "--data=CIFAR10DataModule",
+        f"--data.data_dir={tmp_path}",
+        "--data.download=false",
+        "--model.scaling.phi=-4",
+        f"--model.init={tmp_path / 'gone.safetensors'}",
         f"--trainer.default_root_dir={tmp_path / 'runs'}",
-    )  # fmt: skip
+    )
 
 
 def test_offline_without_cache_says_where_timm_looks(tmp_path: Path) -> None:

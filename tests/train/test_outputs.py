@@ -128,10 +128,17 @@ def test_predict_csv_names_image_files(tmp_path: Path, capfd) -> None:
     tree = write_tree(tmp_path / "tree")
     (tree.root / SYNSET_MAPPING).write_text("".join(f"{w} words of {w}\n" for w in WNIDS))
     runs = tmp_path / "runs"
-    data = ["--data=ImageNetDataModule", f"--data.data_dir={tree.root}", "--data.batch_size=8",
-            "--data.num_workers=0", "--model.scaling.phi=-4", "--model.scaling.resolution=32",
-            f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
-            "--trainer.accelerator=cpu"]  # fmt: skip
+    data = [
+        "--data=ImageNetDataModule",
+        f"--data.data_dir={tree.root}",
+        "--data.batch_size=8",
+        "--data.num_workers=0",
+        "--model.scaling.phi=-4",
+        "--model.scaling.resolution=32",
+        f"--trainer.default_root_dir={runs}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.accelerator=cpu",
+    ]
     assert main(["fit", *data, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]) == 0
     done = effnet(capfd, "predict", *data, f"--ckpt_path={runs / 'version_0'}")
     assert done.returncode == 0, done.stderr[-3000:]

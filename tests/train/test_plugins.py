@@ -133,9 +133,16 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def fit_args(root: Path, *data_args: str) -> list[str]:
-    return ["fit", *data_args, "--model.scaling.phi=-4", "--model.scaling.resolution=32", "--trainer.fast_dev_run=1",
-            "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
-            f"--trainer.default_root_dir={root}"]  # fmt: skip
+    return [
+        "fit",
+        *data_args,
+        "--model.scaling.phi=-4",
+        "--model.scaling.resolution=32",
+        "--trainer.fast_dev_run=1",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={root}",
+    ]
 
 
 def test_effnet_datamodules_lists_names_descriptions_origins_and_failures(
@@ -232,22 +239,42 @@ def in_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 @pytest.mark.parametrize(
     ("module", "source", "value", "message"),
     [
-        (None, None, "cwd_missing.Data",
-         "cannot import cwd_missing.Data: ModuleNotFoundError: No module named 'cwd_missing' (searched sys.path and "
-         "{cwd}); run from a folder where `python -c 'import cwd_missing'` works, or install the plugin ({guide})"),
-        ("cwd_raises", 'raise ImportError("needs the foo package")\n', "cwd_raises.Data",
-         "importing cwd_raises for cwd_raises.Data failed: ImportError: needs the foo package"),
-        ("cwd_needs", "import cwd_gone_dependency\n", "cwd_needs.Data",
-         "importing cwd_needs for cwd_needs.Data failed: ModuleNotFoundError: No module named 'cwd_gone_dependency'"),
-        ("cwd_other", OTHER_CLASS, "cwd_other.Data",
-         "cannot import cwd_other.Data: module cwd_other ({cwd}/cwd_other.py) has no 'Data'; the datamodules it "
-         "defines: OtherData"),
-        ("cwd_plain", NOT_A_DATAMODULE, "cwd_plain.NotData",
-         "cwd_plain.NotData is class NotData, not a LightningDataModule subclass; a datamodule plugin subclasses "
-         "ImageDataModule ({guide})"),
+        (
+            None,
+            None,
+            "cwd_missing.Data",
+            "cannot import cwd_missing.Data: ModuleNotFoundError: No module named 'cwd_missing' (searched sys.path and "
+            "{cwd}); run from a folder where `python -c 'import cwd_missing'` works, or install the plugin ({guide})",
+        ),
+        (
+            "cwd_raises",
+            'raise ImportError("needs the foo package")\n',
+            "cwd_raises.Data",
+            "importing cwd_raises for cwd_raises.Data failed: ImportError: needs the foo package",
+        ),
+        (
+            "cwd_needs",
+            "import cwd_gone_dependency\n",
+            "cwd_needs.Data",
+            "importing cwd_needs for cwd_needs.Data failed: ModuleNotFoundError: No module named 'cwd_gone_dependency'",
+        ),
+        (
+            "cwd_other",
+            OTHER_CLASS,
+            "cwd_other.Data",
+            "cannot import cwd_other.Data: module cwd_other ({cwd}/cwd_other.py) has no 'Data'; the datamodules it "
+            "defines: OtherData",
+        ),
+        (
+            "cwd_plain",
+            NOT_A_DATAMODULE,
+            "cwd_plain.NotData",
+            "cwd_plain.NotData is class NotData, not a LightningDataModule subclass; a datamodule plugin subclasses "
+            "ImageDataModule ({guide})",
+        ),
     ],
     ids=["not-found", "import-error", "missing-dependency", "no-such-class", "not-a-datamodule"],
-)  # fmt: skip
+)
 def test_dotted_path_that_fails_says_why(
     in_folder: Path, capfd: pytest.CaptureFixture, module: str | None, source: str, value: str, message: str
 ) -> None:

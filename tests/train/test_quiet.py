@@ -24,9 +24,14 @@ def test_fit_and_validate_raise_no_unactionable_warning(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # a relative run folder, as configs give it: ModelCheckpoint realpaths its dirpath
     args = debug_args(
-        cifar10_root, Path("runs"), "--seed_everything=true", "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--model.scaling.phi=-4",
-    )  # fmt: skip
+        cifar10_root,
+        Path("runs"),
+        "--seed_everything=true",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--model.scaling.phi=-4",
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["fit", *args]) == 0

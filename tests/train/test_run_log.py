@@ -27,9 +27,12 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, cifar10_module: Path) -> di
 def run_fit(fitted: dict, capfd: pytest.CaptureFixture) -> tuple[str, Path]:
     runs = fitted["root"] / "runs"
     args = debug_args(
-        fitted["data"], runs, f"--trainer.max_epochs={EPOCHS}", f"--plain_log.every_n_steps={EVERY}",
+        fitted["data"],
+        runs,
+        f"--trainer.max_epochs={EPOCHS}",
+        f"--plain_log.every_n_steps={EVERY}",
         "--cam_images.every_n_epochs=2",
-    )  # fmt: skip
+    )
     done = effnet(capfd, "fit", *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, runs / "version_0"

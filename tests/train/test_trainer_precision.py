@@ -19,10 +19,15 @@ TINY = ["--model.scaling.phi=-4", "--model.scaling.resolution=32", "--trainer.lo
 def _cli(cifar10_root: Path, tmp_path: Path, *extra: str) -> EffnetCLI:
     with console():  # what `effnet` shows on the terminal
         return EffnetCLI(
-            args=[f"--data={CIFAR}", f"--data.data_dir={cifar10_root}", "--data.val_size=100",
-                  f"--trainer.default_root_dir={tmp_path}", *extra],
+            args=[
+                f"--data={CIFAR}",
+                f"--data.data_dir={cifar10_root}",
+                "--data.val_size=100",
+                f"--trainer.default_root_dir={tmp_path}",
+                *extra,
+            ],
             run=False,
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU resolution")
